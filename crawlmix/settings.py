@@ -1,0 +1,133 @@
+"""Deployment settings read from the environment, validated once at load time.
+
+Every setting has a safe local default so a fresh checkout runs the embedded demo with nothing set.
+An invalid value fails fast with a message naming the variable and the form it expects, instead of
+surfacing later as an obscure error deep inside a run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_SHARDS = 4096
+DEFAULT_SHARDS = 4
+DEFAULT_SNAPSHOTS_PER_TICK = 5
+# Snapshots x shards must stay below this: Dagster's partition machinery slows down past it.
+MAX_PARTITION_PAIRS = 100_000
+
+_SUPPORTED_WAREHOUSE_DIALECTS = ("duckdb", "postgresql")
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[^\s]*)?$")
+
+
+class SettingsError(ValueError):
+    """A setting has a value of the wrong form; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    snapshots_root: str
+    storage_root: str
+    shards: int
+    warehouse_url: str
+    dagster_home: Path
+    snapshots_per_tick: int
+    s3_endpoint_url: str | None
+    mixtures_file: str | None = None
+
+    @property
+    def shard_keys(self) -> list[str]:
+        return shard_keys(self.shards)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        home = Path(_get(env, "CRAWLMIX_HOME") or ".crawlmix").expanduser().resolve()
+        snapshots_root = _root_setting(env, "CRAWLMIX_SNAPSHOTS", home / "snapshots")
+        storage_root = _root_setting(env, "CRAWLMIX_STORAGE", home / "storage")
+        shards = _int_setting(env, "CRAWLMIX_SHARDS", DEFAULT_SHARDS, 1, MAX_SHARDS)
+        per_tick = _int_setting(env, "CRAWLMIX_SNAPSHOTS_PER_TICK", DEFAULT_SNAPSHOTS_PER_TICK, 1, 1000)
+        warehouse_url = _warehouse_url(env, home)
+        dagster_home = Path(_get(env, "DAGSTER_HOME") or home / "dagster").expanduser().resolve()
+        endpoint = _get(env, "CRAWLMIX_S3_ENDPOINT_URL")
+        if endpoint and not re.match(r"^https?://[^\s/]+(:\d+)?/?$", endpoint):
+            raise SettingsError(
+                f"CRAWLMIX_S3_ENDPOINT_URL must be an http(s)://host[:port] URL, got {endpoint!r}"
+            )
+        return cls(
+            home=home,
+            snapshots_root=snapshots_root,
+            storage_root=storage_root,
+            shards=shards,
+            warehouse_url=warehouse_url,
+            dagster_home=dagster_home,
+            snapshots_per_tick=per_tick,
+            s3_endpoint_url=endpoint,
+            mixtures_file=_get(env, "CRAWLMIX_MIXTURES"),
+        )
+
+
+def shard_keys(n_shards: int) -> list[str]:
+    """Zero-padded shard keys ("000", "001", ...) so they sort the same as text and as numbers."""
+    width = max(3, len(str(n_shards - 1)))
+    return [str(i).zfill(width) for i in range(n_shards)]
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"\d+", raw) or not low <= int(raw) <= high:
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    return int(raw)
+
+
+def _root_setting(env: Mapping[str, str], name: str, default: Path) -> str:
+    raw = _get(env, name)
+    if raw is None:
+        return str(default)
+    if raw.startswith("s3://"):
+        if not _S3_URI.match(raw):
+            raise SettingsError(
+                f"{name} must be a local folder or s3://bucket[/prefix] with a valid bucket name, got {raw!r}"
+            )
+        return raw.rstrip("/")
+    if "://" in raw:
+        raise SettingsError(f"{name} must be a local folder or s3://bucket[/prefix], got {raw!r}")
+    return str(Path(raw).expanduser().resolve())
+
+
+def _warehouse_url(env: Mapping[str, str], home: Path) -> str:
+    raw = _get(env, "CRAWLMIX_WAREHOUSE_URL")
+    if raw is None:
+        return f"duckdb:///{home / 'warehouse.duckdb'}"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise SettingsError(
+            "CRAWLMIX_WAREHOUSE_URL must be a SQLAlchemy URL such as duckdb:///path/to/file.duckdb "
+            "or postgresql://user@host:5432/db (value not shown: it may hold a password)"
+        ) from None
+    if url.get_backend_name() not in _SUPPORTED_WAREHOUSE_DIALECTS:
+        raise SettingsError(
+            "CRAWLMIX_WAREHOUSE_URL must use one of the dialects "
+            f"{', '.join(_SUPPORTED_WAREHOUSE_DIALECTS)}, got {url.get_backend_name()!r}"
+        )
+    if url.get_backend_name() == "duckdb" and not url.database:
+        raise SettingsError("CRAWLMIX_WAREHOUSE_URL for DuckDB must name a database file: duckdb:///path/file.duckdb")
+    return raw
