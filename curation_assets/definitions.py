@@ -11,8 +11,7 @@ from dagster_aws.s3 import S3Resource
 from crawlmix.settings import Settings
 from curation_assets.ingestion import build_ingestion
 from curation_assets.partitions import snapshot_shard_partitions
-from resources import StorageResource, WarehouseResource
-from resources.snapshots import SnapshotsResource
+from resources import SnapshotsResource, StorageResource, WarehouseResource
 
 # Partitioned asset checks are a preview feature in this Dagster release; we depend on them knowingly.
 warnings.filterwarnings("ignore", category=PreviewWarning)

@@ -32,8 +32,7 @@ from crawlmix.snapshots import assign_shards
 from crawlmix.tables import read_table, table_file_metadata, write_table
 from curation_assets.partitions import crawl_snapshots, partition_key_for, split_partition_key
 from curation_assets.versions import config_hash
-from resources import StorageResource, WarehouseResource
-from resources.snapshots import SnapshotsResource
+from resources import SnapshotsResource, StorageResource, WarehouseResource
 
 RAW_CORPUS_CODE_VERSION = "raw_corpus-1"
 OWNERS = ["team:data-curation"]
@@ -282,7 +281,6 @@ def _gate_frame(docs: pa.Table, quarantine_fraction: float) -> pd.DataFrame:
 
 def _record_stats(warehouse, snapshot, shard, stats, output_bytes, quarantine_fraction, elapsed, versions):
     wh = warehouse.get_warehouse()
-    wh.ensure_tables()
     partition = {"snapshot": snapshot, "shard": shard}
     wh.replace_partition(
         "snapshot_shard_stats",
