@@ -1,0 +1,221 @@
+"""Build one shard: read its input files in order, exact-dedup the documents, collect the quarantine."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from crawlmix.ingest.extract import check_extractor
+from crawlmix.ingest.readers import read_records
+from crawlmix.ingest.records import Document, InputFileError, Quarantined, QuarantineReason, ReaderConfig
+from crawlmix.ingest.text import content_hash, count_words, make_doc_id
+
+DOCS_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("url", pa.string(), nullable=True),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("n_chars", pa.int32(), nullable=False),
+        pa.field("n_words", pa.int32(), nullable=False),
+        pa.field("content_hash", pa.string(), nullable=False),
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_offset", pa.int64(), nullable=False),
+        pa.field("fetch_time", pa.string(), nullable=True),
+        pa.field("snapshot", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("snapshot", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_offset", pa.int64(), nullable=False),
+        pa.field("url", pa.string(), nullable=True),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+    ]
+)
+
+_PROGRESS_EVERY = 1000  # records
+
+
+@dataclass
+class ShardResult:
+    docs: pa.Table  # DOCS_SCHEMA, in input order
+    quarantine: pa.Table  # QUARANTINE_SCHEMA, exact duplicates included
+    stats: dict
+
+
+def build_shard(
+    source_files: list[str],
+    open_input: Callable[[str], AbstractContextManager[BinaryIO]],
+    snapshot: str,
+    shard: str,
+    config: ReaderConfig,
+    progress: Callable[[int], None] | None = None,
+) -> ShardResult:
+    """Read `source_files` in the given order into one shard's documents and quarantine.
+
+    A record that cannot become a document is quarantined with a reason; a later document with
+    the content hash of an earlier one becomes an `exact_duplicate` row whose detail is the kept
+    doc_id. Only an input that cannot be opened or read through raises (`InputFileError`).
+    `progress`, when given, is called with the number of records read so far, every 1000 records
+    and once at the end.
+    """
+    check_extractor(config.extractor)
+    started = time.monotonic()
+    shard_table = _ShardTables(snapshot, shard)
+    input_bytes = 0
+    for name in source_files:
+        counted = _CountedRecords(name, open_input, config)
+        for item in counted:
+            shard_table.add(item)
+            if progress is not None and shard_table.n_records % _PROGRESS_EVERY == 0:
+                progress(shard_table.n_records)
+        input_bytes += counted.bytes_read
+    if progress is not None:
+        progress(shard_table.n_records)
+    docs, quarantine = shard_table.docs_table(), shard_table.quarantine_table()
+    stats = shard_table.stats(len(source_files), input_bytes, time.monotonic() - started)
+    return ShardResult(docs=docs, quarantine=quarantine, stats=stats)
+
+
+class _CountedRecords:
+    """Records of one input file; measures how far into the file reading went (its size, once read
+    through) and turns any failure to open or read it into InputFileError (record-level problems
+    never get here: readers quarantine them)."""
+
+    def __init__(self, name: str, open_input: Callable[[str], AbstractContextManager[BinaryIO]], config: ReaderConfig):
+        self._name = name
+        self._open_input = open_input
+        self._config = config
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[Document | Quarantined]:
+        try:
+            with self._open_input(self._name) as stream:
+                counting = _CountingReader(stream, self)
+                yield from read_records(counting, self._name, self._config)
+        except InputFileError:
+            raise
+        except Exception as exc:
+            raise InputFileError(self._name, f"{type(exc).__name__}: {exc}") from exc
+
+
+class _CountingReader:
+    """Passes reads through to a binary stream, recording in `counter.bytes_read` the furthest byte
+    read (Parquet readers seek and re-read; a sum of reads would overstate the input)."""
+
+    def __init__(self, stream: BinaryIO, counter: _CountedRecords):
+        self._stream = stream
+        self._counter = counter
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._position += len(data)
+        self._counter.bytes_read = max(self._counter.bytes_read, self._position)
+        return data
+
+    def seekable(self) -> bool:
+        seekable = getattr(self._stream, "seekable", None)
+        return bool(seekable and seekable())
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._position = self._stream.seek(offset, whence)
+        return self._position
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    @property
+    def closed(self) -> bool:
+        return getattr(self._stream, "closed", False)
+
+    def readable(self) -> bool:
+        return True
+
+
+class _ShardTables:
+    """Column buffers for the shard's documents and quarantine, with exact dedup."""
+
+    def __init__(self, snapshot: str, shard: str):
+        self._snapshot = snapshot
+        self._shard = shard
+        self._docs: dict[str, list] = {name: [] for name in DOCS_SCHEMA.names}
+        self._quarantine: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA.names}
+        self._kept_by_hash: dict[str, str] = {}
+        self._reasons: Counter[str] = Counter()
+        self.n_records = 0
+
+    def add(self, item: Document | Quarantined) -> None:
+        self.n_records += 1
+        if isinstance(item, Quarantined):
+            self._add_quarantined(item.source_file, item.source_offset, item.url, item.reason, item.detail)
+            return
+        chash = content_hash(item.text)
+        kept = self._kept_by_hash.get(chash)
+        if kept is not None:
+            self._add_quarantined(
+                item.source_file, item.source_offset, item.url, QuarantineReason.EXACT_DUPLICATE.value, kept
+            )
+            return
+        doc_id = make_doc_id(item.url, chash)
+        self._kept_by_hash[chash] = doc_id
+        row = {
+            "doc_id": doc_id,
+            "url": item.url,
+            "text": item.text,
+            "n_chars": len(item.text),
+            "n_words": count_words(item.text),
+            "content_hash": chash,
+            "source_file": item.source_file,
+            "source_offset": item.source_offset,
+            "fetch_time": item.fetch_time,
+            "snapshot": self._snapshot,
+            "shard": self._shard,
+        }
+        for name, value in row.items():
+            self._docs[name].append(value)
+
+    def _add_quarantined(self, source_file: str, offset: int, url: str | None, reason: str, detail: str) -> None:
+        self._reasons[reason] += 1
+        row = {
+            "snapshot": self._snapshot,
+            "shard": self._shard,
+            "source_file": source_file,
+            "source_offset": offset,
+            "url": url,
+            "reason": reason,
+            "detail": detail,
+        }
+        for name, value in row.items():
+            self._quarantine[name].append(value)
+
+    def docs_table(self) -> pa.Table:
+        return pa.Table.from_pydict(self._docs, schema=DOCS_SCHEMA)
+
+    def quarantine_table(self) -> pa.Table:
+        return pa.Table.from_pydict(self._quarantine, schema=QUARANTINE_SCHEMA)
+
+    def stats(self, n_input_files: int, input_bytes: int, elapsed_s: float) -> dict:
+        duplicate = QuarantineReason.EXACT_DUPLICATE.value
+        by_reason = {reason: n for reason, n in sorted(self._reasons.items()) if reason != duplicate}
+        return {
+            "n_input_files": n_input_files,
+            "n_records": self.n_records,
+            "n_docs": len(self._docs["doc_id"]),
+            "n_exact_duplicates": self._reasons[duplicate],
+            "n_quarantined": sum(by_reason.values()),
+            "quarantine_by_reason": by_reason,
+            "input_bytes": input_bytes,
+            "elapsed_s": round(elapsed_s, 3),
+        }
