@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="register and materialize every complete snapshot under a root")
     run.add_argument("--snapshots", required=True, help="snapshots root: a local folder or s3://bucket/prefix")
     run.add_argument("--snapshot", action="append", default=[], help="only this snapshot id (repeatable)")
+    run.add_argument("--refit", action="store_true", help="refit the centroids even if a fitted tree exists")
     commands.add_parser("status", help="list snapshots, partitions and their latest materializations")
     ui = commands.add_parser("ui", help="open the Dagster UI (dagster dev) on this project")
     ui.add_argument("--port", type=int, default=3000)
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return _demo(settings)
     if args.command == "run":
-        return _run(settings, args.snapshot)
+        return _run(settings, args.snapshot, args.refit)
     if args.command == "status":
         return _status(settings)
     return _ui(settings, args.port)
@@ -79,12 +80,12 @@ def _seed_sample(target: Path) -> None:
     (target / "_SUCCESS").touch()
 
 
-def _run(settings: Settings, only: list[str]) -> int:
+def _run(settings: Settings, only: list[str], refit: bool = False) -> int:
     from tqdm import tqdm
 
     from crawlmix.snapshots import validate_snapshot_id
     from curation_assets.definitions import build_resources
-    from curation_assets.runner import instance_for, materialize_snapshots
+    from curation_assets.runner import instance_for, materialize_snapshots, stage_runs
 
     source = build_resources(settings)["snapshots"].get_source()
     complete, rejected = source.complete_snapshots()
@@ -101,48 +102,74 @@ def _run(settings: Settings, only: list[str]) -> int:
         print(f"no complete snapshot (folder with _SUCCESS) under {source.root}")
         return 1
     instance = instance_for(settings)
-    total = len(snapshot_ids) * settings.shards
+    total = len(snapshot_ids) * stage_runs(settings)
     print(f"materializing {len(snapshot_ids)} snapshot(s) x {settings.shards} shard(s) from {source.root}")
-    with tqdm(total=total, unit="partition", file=sys.stderr, disable=None) as bar:
-        outcomes = materialize_snapshots(settings, instance, snapshot_ids, lambda _: bar.update(1))
+    with tqdm(total=total, unit="run", file=sys.stderr, disable=None) as bar:
+        def progress(outcome) -> None:
+            bar.set_description(f"{outcome.job} {outcome.partition}".strip())
+            bar.update(1)
+
+        outcomes = materialize_snapshots(settings, instance, snapshot_ids, refit, progress)
     _print_outcomes(settings, outcomes)
-    return 0 if all(o.success for o in outcomes) else 1
+    return 0 if outcomes and all(o.success for o in outcomes) else 1
 
 
 def _print_outcomes(settings: Settings, outcomes) -> None:
     from crawlmix.warehouse import Warehouse
+    from curation_assets import definitions as d
 
     print()
-    print(f"{'snapshot':<24} {'shard':<6} {'docs':>7} {'dups':>6} {'quarant.':>8}  checks  status")
-    totals = {"docs": 0, "dups": 0, "quarantined": 0}
+    print(f"{'snapshot/shard':<28} {'docs':>6} {'dups':>5} {'quar.':>5} {'vectors':>7} {'vec/s':>6} {'labels':>6}  checks")
+    by_partition: dict[str, dict] = {}
     for o in outcomes:
-        meta = o.materialized.get("raw_corpus", {})
-        docs, dups, quarantined = (meta.get(k, 0) for k in ("dagster/row_count", "exact_duplicates_removed", "quarantined"))
-        totals["docs"] += docs
-        totals["dups"] += dups
-        totals["quarantined"] += quarantined
-        checks = "pass" if o.checks and all(o.checks.values()) else ("FAIL" if o.checks else "-")
-        print(f"{o.snapshot:<24} {o.shard:<6} {docs:>7} {dups:>6} {quarantined:>8}  {checks:<6}  "
-              f"{'ok' if o.success else 'FAILED'}")
+        if o.job in (d.INGEST_JOB, d.LABEL_JOB):
+            entry = by_partition.setdefault(o.partition, {"meta": {}, "passed": 0, "checks": 0, "ok": True})
+            entry["meta"].update(o.materialized)
+            entry["passed"] += sum(o.checks.values())
+            entry["checks"] += len(o.checks)
+            entry["ok"] &= o.success
+    for partition, entry in by_partition.items():
+        raw, vec, lab = (entry["meta"].get(a, {}) for a in ("raw_corpus", "embeddings", "cluster_labels"))
+        print(f"{partition:<28} {raw.get('dagster/row_count', 0):>6} {raw.get('exact_duplicates_removed', 0):>5} "
+              f"{raw.get('quarantined', 0):>5} {vec.get('dagster/row_count', 0):>7} {vec.get('docs_per_s', 0):>6} "
+              f"{lab.get('dagster/row_count', 0):>6}  {entry['passed']}/{entry['checks']} {'ok' if entry['ok'] else 'FAILED'}")
+    for o in outcomes:
         if o.error:
-            print(f"    error: {o.error[:500]}")
-    print(f"{'total':<31} {totals['docs']:>7} {totals['dups']:>6} {totals['quarantined']:>8}")
+            print(f"FAILED {o.job} {o.partition}: {o.error[:600]}")
+        for warning in o.warnings:
+            print(f"warning {o.job} {o.partition}: {warning[:300]}")
+
+    fits = [o for o in outcomes if o.job == d.FIT_JOB and o.success]
+    if fits:
+        meta = fits[-1].materialized["centroids"]
+        print(f"\ncentroids {meta['centroid_version'][:12]}: levels {meta['ks']}, fit on {meta['sample_rows']} docs "
+              f"in {meta['fit_seconds']} s")
+        print(meta["top_level_clusters"])
+    for o in outcomes:
+        if o.job == d.DEDUP_JOB and o.success:
+            meta = o.materialized["semantic_duplicates"]
+            print(f"\nsemantic duplicates in {o.partition}: {meta['dagster/row_count']} of {meta['docs']} docs "
+                  f"(eps {meta['eps']}, {100 * meta['removal_fraction']:.1f}%)")
 
     warehouse = Warehouse(settings.warehouse_url)
-    snapshots = sorted({o.snapshot for o in outcomes})
+    snapshots = sorted({o.partition.split("/")[0] for o in outcomes if o.partition})
     reasons = warehouse.read_frame(
         "SELECT reason, SUM(n) AS n FROM quarantine_counts WHERE snapshot IN ("
         + ", ".join(f":s{i}" for i in range(len(snapshots)))
         + ") GROUP BY reason ORDER BY n DESC",
         {f"s{i}": s for i, s in enumerate(snapshots)},
-    )
+    ) if snapshots else []
     if len(reasons):
-        print("removed records by reason: " + ", ".join(f"{r.reason}={int(r.n)}" for r in reasons.itertuples()))
+        print("records removed at ingestion by reason: " + ", ".join(f"{r.reason}={int(r.n)}" for r in reasons.itertuples()))
+    root = settings.storage_root
     print()
     print("outputs:")
-    print(f"  documents    {settings.storage_root}/raw_corpus/<snapshot>/<shard>.parquet")
-    print(f"  quarantine   {settings.storage_root}/quarantine/<snapshot>/<shard>.parquet")
-    print(f"  warehouse    {warehouse.safe_url}  (tables snapshot_shard_stats, quarantine_counts)")
+    print(f"  documents    {root}/raw_corpus/<snapshot>/<shard>.parquet  (quarantine: {root}/quarantine/...)")
+    print(f"  embeddings   {root}/embeddings/<snapshot>/<shard>.npy (+ .ids.parquet)")
+    print(f"  centroids    {root}/centroids/global/current.json -> <version>.npz, <version>.names.json")
+    print(f"  labels       {root}/cluster_labels/<snapshot>/<shard>.parquet")
+    print(f"  duplicates   {root}/semantic_duplicates/<snapshot>/all.parquet")
+    print(f"  warehouse    {warehouse.safe_url}")
     print(f"  dagster home {os.environ['DAGSTER_HOME']}  (runs, materializations, check results)")
     print("open the UI:   crawlmix ui   (then http://127.0.0.1:3000)")
 

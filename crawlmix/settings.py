@@ -37,7 +37,7 @@ class Settings:
     dagster_home: Path
     snapshots_per_tick: int
     s3_endpoint_url: str | None
-    mixtures_file: str | None = None
+    device: str = "auto"
 
     @property
     def shard_keys(self) -> list[str]:
@@ -58,6 +58,9 @@ class Settings:
             raise SettingsError(
                 f"CRAWLMIX_S3_ENDPOINT_URL must be an http(s)://host[:port] URL, got {endpoint!r}"
             )
+        device = _get(env, "CRAWLMIX_DEVICE") or "auto"
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise SettingsError(f"CRAWLMIX_DEVICE must be auto, cpu, cuda or cuda:N, got {device!r}")
         return cls(
             home=home,
             snapshots_root=snapshots_root,
@@ -67,7 +70,7 @@ class Settings:
             dagster_home=dagster_home,
             snapshots_per_tick=per_tick,
             s3_endpoint_url=endpoint,
-            mixtures_file=_get(env, "CRAWLMIX_MIXTURES"),
+            device=device,
         )
 
 

@@ -35,7 +35,7 @@ def write_table(store: Storage, key: str, table: pa.Table, provenance: dict[str,
     table = table.replace_schema_metadata(schema_meta)
     with store.atomic_write_path(key) as tmp_path:
         pq.write_table(table, tmp_path, compression="zstd", row_group_size=_ROW_GROUP_ROWS)
-        digest, size = _sha256_of(tmp_path)
+        digest, size = sha256_of(tmp_path)
     return WrittenFile(uri=store.uri(key), bytes=size, sha256=digest)
 
 
@@ -65,7 +65,8 @@ def _unreadable(store: Storage, key: str, exc: Exception) -> str:
     )
 
 
-def _sha256_of(path: str) -> tuple[str, int]:
+def sha256_of(path: str) -> tuple[str, int]:
+    """(hex sha256, size in bytes) of a local file, read in blocks."""
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as handle:

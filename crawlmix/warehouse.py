@@ -45,8 +45,11 @@ __all__ = [
     "WarehouseError",
     "WarehouseLockTimeout",
     "default_duckdb_url",
+    "cluster_shard_sizes",
+    "clusters",
     "quarantine_counts",
     "register_table",
+    "semantic_dedup_stats",
     "snapshot_shard_stats",
 ]
 
@@ -105,6 +108,44 @@ quarantine_counts = sa.Table(
     sa.Column("n", sa.Integer, nullable=False),
 )
 register_table(quarantine_counts)
+
+clusters = sa.Table(
+    "clusters",
+    METADATA,
+    sa.Column("centroid_version", sa.String, primary_key=True),
+    sa.Column("level", sa.Integer, primary_key=True),
+    sa.Column("cluster_id", sa.Integer, primary_key=True),
+    sa.Column("parent_id", sa.Integer, nullable=True),
+    sa.Column("fit_size", sa.Integer, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("keywords", sa.String, nullable=False),
+)
+register_table(clusters)
+
+cluster_shard_sizes = sa.Table(
+    "cluster_shard_sizes",
+    METADATA,
+    sa.Column("snapshot", sa.String, primary_key=True),
+    sa.Column("shard", sa.String, primary_key=True),
+    sa.Column("centroid_version", sa.String, primary_key=True),
+    sa.Column("level", sa.Integer, primary_key=True),
+    sa.Column("cluster_id", sa.Integer, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("mean_distance", sa.Double, nullable=True),
+)
+register_table(cluster_shard_sizes)
+
+semantic_dedup_stats = sa.Table(
+    "semantic_dedup_stats",
+    METADATA,
+    sa.Column("snapshot", sa.String, primary_key=True),
+    sa.Column("centroid_version", sa.String, nullable=False),
+    sa.Column("eps", sa.Double, nullable=False),
+    sa.Column("n_docs", sa.Integer, nullable=False),
+    sa.Column("n_removed", sa.Integer, nullable=False),
+    sa.Column("removal_fraction", sa.Double, nullable=False),
+)
+register_table(semantic_dedup_stats)
 
 
 def default_duckdb_url(path: str) -> str:

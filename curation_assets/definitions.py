@@ -5,16 +5,27 @@ from __future__ import annotations
 import os
 import warnings
 
-from dagster import Definitions, EnvVar, PreviewWarning
+from dagster import AssetSelection, BetaWarning, Definitions, EnvVar, PreviewWarning, define_asset_job
 from dagster_aws.s3 import S3Resource
 
 from crawlmix.settings import Settings
-from curation_assets.ingestion import build_ingestion
+from curation_assets.clustering import build_clustering
+from curation_assets.embedding import build_embedding
+from curation_assets.ingestion import build_ingestion, build_snapshot_sensor
 from curation_assets.partitions import snapshot_shard_partitions
-from resources import SnapshotsResource, StorageResource, WarehouseResource
+from resources import EmbedderResource, SnapshotsResource, StorageResource, WarehouseResource
 
-# Partitioned asset checks are a preview feature in this Dagster release; we depend on them knowingly.
+# The stages `crawlmix run` drives in order; the first is what the snapshot sensor requests.
+INGEST_JOB = "crawl_pipeline"
+FIT_JOB = "fit_centroids"
+LABEL_JOB = "label_shards"
+DEDUP_JOB = "semantic_dedup"
+MAIN_JOB = INGEST_JOB
+
+# Partitioned asset checks (preview) and the snapshot-dimension partition mapping (beta) are what the
+# design needs in this Dagster release; we depend on them knowingly and pin Dagster exactly.
 warnings.filterwarnings("ignore", category=PreviewWarning)
+warnings.filterwarnings("ignore", category=BetaWarning)
 
 
 def build_resources(settings: Settings) -> dict:
@@ -32,19 +43,46 @@ def build_resources(settings: Settings) -> dict:
         "snapshots": SnapshotsResource(root=settings.snapshots_root, s3=s3),
         "storage": StorageResource(root=settings.storage_root, s3=s3),
         "warehouse": WarehouseResource(url=warehouse_url),
+        "embedder": EmbedderResource(device=settings.device, work_root=str(settings.home / "work")),
     }
 
 
 def build_definitions(settings: Settings) -> Definitions:
     partitions_def = snapshot_shard_partitions(settings.shard_keys)
-    assets, checks, jobs, sensors = build_ingestion(
-        partitions_def, settings.shard_keys, settings.snapshots_per_tick
-    )
+    ingestion_assets, ingestion_checks = build_ingestion(partitions_def, settings.shard_keys)
+    embedding_assets, embedding_checks = build_embedding(partitions_def)
+    clustering_assets, clustering_checks = build_clustering(partitions_def, settings.shard_keys)
+    centroids, cluster_labels, semantic_duplicates = clustering_assets
+    jobs = {
+        INGEST_JOB: define_asset_job(
+            INGEST_JOB,
+            selection=AssetSelection.assets(*ingestion_assets, *embedding_assets),
+            partitions_def=partitions_def,
+            description="One snapshot shard through ingestion and embedding, each gated by its checks.",
+        ),
+        FIT_JOB: define_asset_job(
+            FIT_JOB,
+            selection=AssetSelection.assets(centroids),
+            description="Fit (or deliberately refit) the centroid tree; labels made with older centroids become stale.",
+        ),
+        LABEL_JOB: define_asset_job(
+            LABEL_JOB,
+            selection=AssetSelection.assets(cluster_labels),
+            partitions_def=partitions_def,
+            description="Label one snapshot shard against the current centroids.",
+        ),
+        DEDUP_JOB: define_asset_job(
+            DEDUP_JOB,
+            selection=AssetSelection.assets(semantic_duplicates),
+            partitions_def=semantic_duplicates.partitions_def,
+            description="Semantic deduplication of one snapshot across its shards.",
+        ),
+    }
     return Definitions(
-        assets=assets,
-        asset_checks=checks,
-        jobs=jobs,
-        sensors=sensors,
+        assets=[*ingestion_assets, *embedding_assets, *clustering_assets],
+        asset_checks=[*ingestion_checks, *embedding_checks, *clustering_checks],
+        jobs=list(jobs.values()),
+        sensors=[build_snapshot_sensor(jobs[INGEST_JOB], settings.shard_keys, settings.snapshots_per_tick)],
         resources=build_resources(settings),
     )
 

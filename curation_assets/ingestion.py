@@ -10,7 +10,6 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
-    AssetSelection,
     Config,
     DefaultSensorStatus,
     MaterializeResult,
@@ -21,7 +20,6 @@ from dagster import (
     SkipReason,
     asset,
     asset_check,
-    define_asset_job,
     sensor,
 )
 from pydantic import Field
@@ -67,8 +65,8 @@ class RawCorpusGateConfig(Config):
     max_text_chars: int = Field(default=1_000_000, description="upper bound on a document's length")
 
 
-def build_ingestion(partitions_def, shard_keys: Sequence[str], snapshots_per_tick: int):
-    """The ingestion assets, checks, job and sensor for a deployment's shard count."""
+def build_ingestion(partitions_def, shard_keys: Sequence[str]):
+    """The ingestion asset and its gate for a deployment's shard count."""
 
     @asset(
         partitions_def=partitions_def,
@@ -205,16 +203,15 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str], snapshots_per_tic
             },
         )
 
-    ingest_job = define_asset_job(
-        "ingest_snapshot_shard",
-        selection=AssetSelection.assets(raw_corpus),
-        partitions_def=partitions_def,
-        description="Materialize one snapshot shard through the ingestion step and its gate.",
-    )
+    return [raw_corpus], [raw_corpus_expectations]
+
+
+def build_snapshot_sensor(job, shard_keys: Sequence[str], snapshots_per_tick: int):
+    """The sensor that turns newly completed snapshots into partitions and per-shard runs of `job`."""
 
     @sensor(
         name="crawl_snapshot_sensor",
-        job=ingest_job,
+        job=job,
         minimum_interval_seconds=60,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
@@ -246,7 +243,7 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str], snapshots_per_tic
             dynamic_partitions_requests=[crawl_snapshots.build_add_request(new)],
         )
 
-    return [raw_corpus], [raw_corpus_expectations], [ingest_job], [crawl_snapshot_sensor]
+    return crawl_snapshot_sensor
 
 
 def _raw_corpus_expectations(gxe, n_input_files: int, config: RawCorpusGateConfig) -> list:

@@ -7,22 +7,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, DagsterRunStatus
 
 from crawlmix.settings import Settings
 from curation_assets.partitions import crawl_snapshots, partition_key_for
 
-MAIN_JOB = "ingest_snapshot_shard"
 
 
 @dataclass
-class PartitionOutcome:
-    snapshot: str
-    shard: str
+class RunOutcome:
+    job: str
+    partition: str  # "<snapshot>/<shard>", "<snapshot>", or "" for unpartitioned jobs
     run_id: str
     success: bool
     materialized: dict[str, dict] = field(default_factory=dict)  # asset -> metadata values
-    checks: dict[str, bool] = field(default_factory=dict)  # check name -> passed
+    checks: dict[str, bool] = field(default_factory=dict)  # "asset:check" -> passed
+    warnings: list[str] = field(default_factory=list)  # non-blocking checks that did not pass
     error: str | None = None
 
 
@@ -50,51 +50,85 @@ def materialize_snapshots(
     settings: Settings,
     instance: DagsterInstance,
     snapshot_ids: list[str],
-    on_partition_done: Callable[[PartitionOutcome], None] | None = None,
-) -> list[PartitionOutcome]:
-    from curation_assets.definitions import build_definitions
+    refit: bool = False,
+    on_run_done: Callable[[RunOutcome], None] | None = None,
+) -> list[RunOutcome]:
+    """Every stage for the snapshots, in dependency order: ingest and embed each shard, fit the
+    centroids (only when none exist yet, or when `refit`), label each shard, dedup each snapshot.
+    A stage that fails for a snapshot stops that snapshot's later stages."""
+    from crawlmix.centroid_store import current_key
+    from curation_assets import definitions as d
 
-    job = build_definitions(settings).resolve_job_def(MAIN_JOB)
+    defs = d.build_definitions(settings)
     register_snapshots(instance, snapshot_ids)
-    outcomes = []
-    for snapshot in snapshot_ids:
-        for shard in settings.shard_keys:
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=partition_key_for(snapshot, shard),
-                raise_on_error=False,
-                tags={"crawlmix/launched_by": "cli"},
-                # Step logs stay in the instance (and the UI); the terminal gets warnings and the summary.
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
-            outcome = _outcome(snapshot, shard, result)
-            outcomes.append(outcome)
-            if on_partition_done:
-                on_partition_done(outcome)
+    outcomes: list[RunOutcome] = []
+
+    def run(job_name: str, partition_key=None, label: str = "") -> RunOutcome:
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance,
+            partition_key=partition_key,
+            raise_on_error=False,
+            tags={"crawlmix/launched_by": "cli"},
+            # Step logs stay in the instance (and the UI); the terminal gets warnings and the summary.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        outcome = _outcome(job_name, label, result)
+        outcomes.append(outcome)
+        if on_run_done:
+            on_run_done(outcome)
+        return outcome
+
+    def per_shard(job_name: str, snapshots: list[str]) -> list[str]:
+        healthy = []
+        for snapshot in snapshots:
+            results = [run(job_name, partition_key_for(snapshot, shard), f"{snapshot}/{shard}") for shard in settings.shard_keys]
+            if all(r.success for r in results):
+                healthy.append(snapshot)
+        return healthy
+
+    ready = per_shard(d.INGEST_JOB, snapshot_ids)
+    if not ready:
+        return outcomes
+    storage = defs.resources["storage"].get_storage()
+    if refit or not storage.exists(current_key(storage)):
+        if not run(d.FIT_JOB).success:
+            return outcomes
+    for snapshot in per_shard(d.LABEL_JOB, ready):
+        run(d.DEDUP_JOB, snapshot, snapshot)
     return outcomes
 
 
-def _outcome(snapshot: str, shard: str, result) -> PartitionOutcome:
-    materialized, checks, errors = {}, {}, []
+def stage_runs(settings: Settings) -> int:
+    """How many runs `materialize_snapshots` makes per snapshot, for progress bars (fit excluded)."""
+    return 2 * settings.shards + 1
+
+
+def _outcome(job: str, partition: str, result) -> RunOutcome:
+    materialized, checks, warnings, errors = {}, {}, [], []
     for event in result.all_events:
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
             materialized[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
-            checks[evaluation.check_name] = evaluation.passed
+            name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            if not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN:
+                warnings.append(f"{name}: {evaluation.description}")
+            else:
+                checks[name] = evaluation.passed
         elif event.is_step_failure:
             error = event.step_failure_data.error
             # The first cause is the step's own exception; the outer error is Dagster's wrapper.
             errors.append(f"{event.step_key}: {(error.cause or error).message.strip()}")
     run_ok = result.dagster_run.status == DagsterRunStatus.SUCCESS
-    return PartitionOutcome(
-        snapshot=snapshot,
-        shard=shard,
+    return RunOutcome(
+        job=job,
+        partition=partition,
         run_id=result.run_id,
         success=run_ok and all(checks.values()),
         materialized=materialized,
         checks=checks,
+        warnings=warnings,
         error="; ".join(errors) or None,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -68,7 +68,10 @@ def settings_for(home: Path, shards: int = 2, **overrides: str) -> Settings:
     return Settings.from_env(env)
 
 
-def run_partition(defs, instance: DagsterInstance, snapshot: str, shard: str, job_name: str, run_config=None):
+def run_partition(
+    defs, instance: DagsterInstance, snapshot: str, shard: str, job_name: str, run_config=None, assets=None
+):
+    """One partition of a job, optionally only some of its assets (with their checks)."""
     if snapshot not in instance.get_dynamic_partitions(crawl_snapshots.name):
         instance.add_dynamic_partitions(crawl_snapshots.name, [snapshot])
     return defs.resolve_job_def(job_name).execute_in_process(
@@ -76,4 +79,5 @@ def run_partition(defs, instance: DagsterInstance, snapshot: str, shard: str, jo
         partition_key=partition_key_for(snapshot, shard),
         raise_on_error=False,
         run_config=run_config,
+        asset_selection=[AssetKey(a) for a in assets] if assets else None,
     )

@@ -72,6 +72,22 @@ def test_demo_pages_in_other_encodings_are_decoded(demo_home):
         assert any(ord(c) > 127 for c in text), path
 
 
+def test_demo_embeds_clusters_names_and_dedups_the_sample(demo_home):
+    home, stdout = demo_home
+    storage = home / "storage"
+    import numpy as np
+
+    for shard in ("000", "001", "002", "003"):
+        rows = pq.read_metadata(storage / "raw_corpus" / "sample-2026-11" / f"{shard}.parquet").num_rows
+        assert np.load(storage / "embeddings" / "sample-2026-11" / f"{shard}.npy", mmap_mode="r").shape == (rows, 384)
+        assert pq.read_metadata(storage / "cluster_labels" / "sample-2026-11" / f"{shard}.parquet").num_rows == rows
+    assert (storage / "centroids" / "global" / "current.json").exists()
+    assert (storage / "semantic_duplicates" / "sample-2026-11" / "all.parquet").exists()
+    assert "| cluster | name | docs | keywords |" in stdout and "semantic duplicates in sample-2026-11" in stdout
+    names = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}").read_frame("SELECT name FROM clusters WHERE level = 2")
+    assert len(names) == 8 and all(n.count("_") >= 3 for n in names["name"])
+
+
 def test_status_lists_the_sample(demo_home):
     home, _ = demo_home
     proc = _crawlmix(home, "status")

@@ -20,7 +20,8 @@ from curation_assets.definitions import build_definitions, build_resources
 from curation_assets.partitions import snapshot_shard_partitions
 from tests.dagster_harness import make_snapshot, run_partition, settings_for
 
-JOB = "ingest_snapshot_shard"
+JOB = "crawl_pipeline"
+INGEST = ["raw_corpus"]  # these tests exercise ingestion alone; embeddings have their own
 
 
 def _sensor(defs):
@@ -64,7 +65,7 @@ def test_raw_corpus_materializes_shards_with_quarantine_and_stats(tmp_path):
     make_snapshot(tmp_path / "home" / "snapshots", "snap-a", n_files=2)
     defs = build_definitions(settings)
     with DagsterInstance.ephemeral() as instance:
-        results = [run_partition(defs, instance, "snap-a", shard, JOB) for shard in settings.shard_keys]
+        results = [run_partition(defs, instance, "snap-a", shard, JOB, assets=INGEST) for shard in settings.shard_keys]
         assert all(r.success for r in results)
         checks = [e.event_specific_data for r in results for e in r.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
         assert len(checks) == 2 and all(c.passed for c in checks)
@@ -92,8 +93,8 @@ def test_rematerializing_a_partition_replaces_it(tmp_path):
     make_snapshot(tmp_path / "home" / "snapshots", "snap-a", n_files=1)
     defs = build_definitions(settings)
     with DagsterInstance.ephemeral() as instance:
-        first = run_partition(defs, instance, "snap-a", "000", JOB)
-        second = run_partition(defs, instance, "snap-a", "000", JOB)
+        first = run_partition(defs, instance, "snap-a", "000", JOB, assets=INGEST)
+        second = run_partition(defs, instance, "snap-a", "000", JOB, assets=INGEST)
         assert first.success and second.success
     warehouse = Warehouse(settings.warehouse_url)
     assert warehouse.count("snapshot_shard_stats") == 1
@@ -112,7 +113,7 @@ def test_missing_input_file_fails_the_partition_naming_the_file(tmp_path):
     (folder / "part-001.warc.gz").symlink_to(folder / "nowhere.warc.gz")
     (folder / "nowhere.warc.gz").unlink(missing_ok=True)
     with DagsterInstance.ephemeral() as instance:
-        result = run_partition(defs, instance, "snap-a", "000", JOB)
+        result = run_partition(defs, instance, "snap-a", "000", JOB, assets=INGEST)
         assert not result.success
         failure = next(e for e in result.all_events if e.is_step_failure)
         user_error = failure.step_failure_data.error.cause  # Dagster wraps the asset's own exception
@@ -163,7 +164,7 @@ def test_s3_snapshot_is_found_read_and_written_back_to_s3(tmp_path, moto_server,
     with DagsterInstance.ephemeral() as instance:
         tick = _tick(defs, instance, resources)
         assert tick.dynamic_partitions_requests[0].partition_keys == ["snap-s3"]
-        results = [run_partition(defs, instance, "snap-s3", shard, JOB) for shard in settings.shard_keys]
+        results = [run_partition(defs, instance, "snap-s3", shard, JOB, assets=INGEST) for shard in settings.shard_keys]
         assert all(r.success for r in results)
 
     keys = sorted(o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="curated/")["Contents"])

@@ -1,0 +1,249 @@
+"""The clustering steps over stored shards: fit on a bounded sample, label a shard, dedup a snapshot.
+
+No Dagster here: each function takes a `Storage` and plain arguments, so it runs the same under
+Dagster, in a script or in a test. Vectors are read through memory maps, a shard or a group of
+clusters at a time, so memory is bounded by the sample size and the largest cluster, never by a
+whole snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from crawlmix.centroid_store import CentroidTree
+from crawlmix.cluster import (
+    HierarchicalConfig,
+    TermCounter,
+    assign_paths,
+    cluster_names,
+    ctfidf_keywords_by_level,
+    fit_hierarchical_kmeans,
+    semdedup_all_scores,
+)
+from crawlmix.storage import Storage
+from crawlmix.tables import read_table
+
+ShardRef = tuple[str, str]  # (snapshot, shard)
+
+
+@dataclass
+class FitSample:
+    vectors: np.ndarray  # (n, dim) float32
+    refs: list[ShardRef]  # which shard each block of rows came from
+    rows: list[np.ndarray]  # row indices within each shard, aligned with refs
+    total_rows: int  # rows available across the scope
+
+
+def auto_ks(n: int, docs_per_leaf: int = 40, branching: int = 5, top_min: int = 8, top_max: int = 12) -> list[int]:
+    """Level sizes for n points when the user gives none: about 40 points per leaf, each level 5x
+    smaller, and a top level of 8-12 clusters, the number of domains a person reads at a glance."""
+    ks = [max(2, min(20_000, n // docs_per_leaf))]
+    while ks[-1] > top_max:
+        ks.append(max(top_min, ks[-1] // branching))
+    return ks
+
+
+def embeddings_rows(store: Storage, ref: ShardRef) -> int:
+    with store.local_copy(store.key("embeddings", ref[0], ref[1], "npy")) as path:
+        return int(np.load(path, mmap_mode="r").shape[0])
+
+
+def draw_fit_sample(store: Storage, shards: Sequence[ShardRef], sample_size: int, seed: int) -> FitSample:
+    """A uniform sample without replacement over all rows of `shards`, seeded and order-independent."""
+    shards = sorted(shards)
+    counts = np.array([embeddings_rows(store, ref) for ref in shards], dtype=np.int64)
+    total = int(counts.sum())
+    take = min(sample_size, total)
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=take, replace=False)) if take else np.empty(0, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    blocks, refs, rows = [], [], []
+    for i, ref in enumerate(shards):
+        lo, hi = np.searchsorted(chosen, [offsets[i], offsets[i + 1]])
+        local = chosen[lo:hi] - offsets[i]
+        if not len(local):
+            continue
+        with store.local_copy(store.key("embeddings", ref[0], ref[1], "npy")) as path:
+            blocks.append(np.asarray(np.load(path, mmap_mode="r")[local], dtype=np.float32))
+        refs.append(ref)
+        rows.append(local)
+    dim = blocks[0].shape[1] if blocks else 0
+    vectors = np.concatenate(blocks) if blocks else np.empty((0, dim), np.float32)
+    return FitSample(vectors=vectors, refs=refs, rows=rows, total_rows=total)
+
+
+def sample_texts(store: Storage, sample: FitSample) -> list[str]:
+    texts: list[str] = []
+    for ref, rows in zip(sample.refs, sample.rows):
+        table = read_table(store, store.key("raw_corpus", ref[0], ref[1], "parquet"), columns=["text"])
+        texts.extend(table.column("text").take(pa.array(rows)).to_pylist())
+    return texts
+
+
+def fit_centroid_tree(
+    store: Storage,
+    shards: Sequence[ShardRef],
+    *,
+    ks: Sequence[int] | None,
+    sample_size: int,
+    n_iter: int,
+    resampling_steps: Sequence[int] | int | None,
+    seed: int,
+    device: str = "cpu",
+    top_keywords: int = 10,
+) -> CentroidTree:
+    started = time.monotonic()
+    sample = draw_fit_sample(store, shards, sample_size, seed)
+    n = sample.vectors.shape[0]
+    if n < 4:
+        raise ValueError(f"only {n} embedded documents in scope: too few to fit centroids")
+    level_ks = list(ks) if ks else auto_ks(n)
+    if level_ks[0] > n:
+        raise ValueError(f"level-1 k={level_ks[0]} exceeds the {n} sampled documents; lower k or widen the scope")
+    if resampling_steps is None:
+        # Vo et al. refine every level above the first; level 1 is the expensive one and gains least.
+        resampling_steps = [0] + [10] * (len(level_ks) - 1)
+    config = HierarchicalConfig(
+        ks=tuple(level_ks), n_iter=n_iter, resampling_steps=resampling_steps, spherical=True, seed=seed
+    )
+    tree = fit_hierarchical_kmeans(sample.vectors, config, device=device)
+
+    counter = TermCounter()
+    counter.add(tree.paths[:, 0].tolist(), sample_texts(store, sample))
+    keywords = ctfidf_keywords_by_level(counter, tree.parents, top_keywords)
+    names = [cluster_names(level) for level in keywords]
+    for level, k in enumerate(tree.config.ks):  # clusters with no token kept still get a name
+        for cluster in range(k):
+            names[level].setdefault(cluster, f"{cluster}_unnamed")
+            keywords[level].setdefault(cluster, [])
+    return CentroidTree(
+        tree=tree,
+        version=tree.version,
+        names=names,
+        keywords=keywords,
+        fit_mean_distance=float(np.mean(tree.leaf_distances)),
+        fit_info={
+            "sample_rows": int(n),
+            "scope_rows": sample.total_rows,
+            "shards": len(shards),
+            "ks": list(tree.config.ks),
+            "fit_seconds": round(time.monotonic() - started, 3),
+        },
+    )
+
+
+def label_vectors(vectors: np.ndarray, centroids: CentroidTree, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(paths (n, levels), leaf cosine distance) against the current tree; streams in blocks."""
+    if vectors.shape[0] == 0:
+        return np.empty((0, centroids.tree.levels), np.int64), np.empty(0, np.float32)
+    return assign_paths(vectors, centroids.tree, device=device)
+
+
+def labels_table(doc_ids: Sequence[str], paths: np.ndarray, distances: np.ndarray, version: str) -> pa.Table:
+    columns = {"doc_id": pa.array(doc_ids, pa.string())}
+    for level in range(paths.shape[1]):
+        columns[f"cluster_l{level + 1}"] = pa.array(paths[:, level], pa.int32())
+    columns["leaf_distance"] = pa.array(distances, pa.float32())
+    columns["centroid_version"] = pa.array([version] * len(doc_ids), pa.string())
+    return pa.table(columns)
+
+
+def semantic_duplicates(
+    store: Storage, snapshot: str, shards: Sequence[str], eps: float, order: str, seed: int, device: str = "cpu"
+) -> tuple[pa.Table, dict]:
+    """SemDeDup over one snapshot: docs grouped by leaf cluster across its shards.
+
+    Only (shard, row, leaf, distance) of every doc is held for the whole snapshot; vectors are
+    gathered a group of clusters at a time from the shards' memory maps.
+    """
+    leaf_parts, dist_parts, shard_parts, row_parts, ids_by_shard = [], [], [], [], {}
+    for index, shard in enumerate(shards):
+        labels = read_table(store, store.key("cluster_labels", snapshot, shard, "parquet"),
+                            columns=["doc_id", "cluster_l1", "leaf_distance"])
+        ids_by_shard[shard] = labels.column("doc_id").to_pylist()
+        n = labels.num_rows
+        leaf_parts.append(labels.column("cluster_l1").to_numpy())
+        dist_parts.append(labels.column("leaf_distance").to_numpy())
+        shard_parts.append(np.full(n, index, np.int32))
+        row_parts.append(np.arange(n, dtype=np.int64))
+    leaves = np.concatenate(leaf_parts) if leaf_parts else np.empty(0, np.int32)
+    dists = np.concatenate(dist_parts) if dist_parts else np.empty(0, np.float32)
+    shard_of = np.concatenate(shard_parts) if shard_parts else np.empty(0, np.int32)
+    row_of = np.concatenate(row_parts) if row_parts else np.empty(0, np.int64)
+
+    removed_rows = []
+    order_by_cluster = np.argsort(leaves, kind="stable")
+    boundaries = np.flatnonzero(np.r_[True, leaves[order_by_cluster][1:] != leaves[order_by_cluster][:-1]]) if len(leaves) else []
+    groups = np.split(order_by_cluster, boundaries[1:]) if len(leaves) else []
+    with _shard_vectors(store, snapshot, shards) as maps:
+        for members in _batches(groups, max_rows=65_536):
+            block = _gather(maps, shard_of[members], row_of[members])
+            scores = semdedup_all_scores(leaves[members], block, dists[members], order=order, seed=seed, device=device)
+            keep, duplicate_of, similarity = scores.resolve(eps)
+            for local in np.flatnonzero(~keep):
+                doc, kept = members[local], members[duplicate_of[local]]
+                removed_rows.append((
+                    ids_by_shard[shards[shard_of[doc]]][row_of[doc]], shards[shard_of[doc]],
+                    ids_by_shard[shards[shard_of[kept]]][row_of[kept]], shards[shard_of[kept]],
+                    float(similarity[local]), int(leaves[doc]),
+                ))
+    table = pa.table(
+        {
+            "doc_id": pa.array([r[0] for r in removed_rows], pa.string()),
+            "shard": pa.array([r[1] for r in removed_rows], pa.string()),
+            "kept_doc_id": pa.array([r[2] for r in removed_rows], pa.string()),
+            "kept_shard": pa.array([r[3] for r in removed_rows], pa.string()),
+            "similarity": pa.array([r[4] for r in removed_rows], pa.float32()),
+            "cluster": pa.array([r[5] for r in removed_rows], pa.int32()),
+        }
+    )
+    n_docs = int(len(leaves))
+    stats = {
+        "docs": n_docs,
+        "removed": len(removed_rows),
+        "removal_fraction": len(removed_rows) / n_docs if n_docs else 0.0,
+        "clusters": len(groups),
+    }
+    return table, stats
+
+
+def _batches(groups: list[np.ndarray], max_rows: int):
+    """Consecutive clusters packed into batches of at most max_rows (a bigger cluster goes alone)."""
+    batch, size = [], 0
+    for members in groups:
+        if batch and size + len(members) > max_rows:
+            yield np.concatenate(batch)
+            batch, size = [], 0
+        batch.append(members)
+        size += len(members)
+    if batch:
+        yield np.concatenate(batch)
+
+
+@contextmanager
+def _shard_vectors(store: Storage, snapshot: str, shards: Sequence[str]):
+    """Memory maps of a snapshot's embedding shards, open for the duration of the block."""
+    with ExitStack() as stack:
+        yield [
+            np.load(stack.enter_context(store.local_copy(store.key("embeddings", snapshot, s, "npy"))), mmap_mode="r")
+            for s in shards
+        ]
+
+
+def _gather(maps: list[np.ndarray], shard_index: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    out = np.empty((len(rows), maps[0].shape[1] if maps else 0), np.float32)
+    for s in np.unique(shard_index):
+        where = np.flatnonzero(shard_index == s)
+        order = np.argsort(rows[where])  # sorted reads are sequential on the memory map
+        out[where[order]] = maps[int(s)][rows[where][order]]
+    return out
+
+
+def drift_ratio(mean_distance: float, fit_mean_distance: float) -> float:
+    return mean_distance / fit_mean_distance if fit_mean_distance > 0 else math.inf

@@ -1,0 +1,250 @@
+"""Embedding domain: the `embeddings` asset (GPU pool) and its Great Expectations gate."""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+from pydantic import Field
+
+from crawlmix.tables import CorruptFileError, read_table, sha256_of
+from curation_assets.partitions import split_partition_key
+from resources import EmbedderResource, StorageResource
+
+EMBEDDINGS_CODE_VERSION = "embeddings-1"
+OWNERS = ["team:data-curation"]
+
+# Placement hints for multi-machine deployments: the Kubernetes executor/launcher reads
+# dagster-k8s/config, ECS reads ecs/task_overrides; both ask for one GPU for this step.
+GPU_OP_TAGS = {
+    "dagster-k8s/config": {
+        "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}}
+    },
+    "ecs/task_overrides": json.dumps(
+        {"containerOverrides": [{"name": "run", "resourceRequirements": [{"type": "GPU", "value": "1"}]}]}
+    ),
+    "crawlmix/resources": "gpu",
+}
+
+
+class EmbeddingsGateConfig(Config):
+    norm_tolerance: float = Field(default=1e-2, description="unit vectors: |norm - 1| at most this")
+    min_total_variance: float = Field(
+        default=1e-4,
+        description=(
+            "smallest total variance (sum of per-dimension variances, 1 - |mean vector|^2 for unit "
+            "vectors) accepted; collapsed embeddings approach 0, a real corpus sits around 0.5-0.9"
+        ),
+    )
+
+
+def embedding_keys(store, snapshot: str, shard: str) -> tuple[str, str]:
+    return store.key("embeddings", snapshot, shard, "npy"), store.key("embeddings", snapshot, shard, "ids.parquet")
+
+
+def load_vectors(store, snapshot: str, shard: str, local_path: str) -> np.ndarray:
+    """Memory-map a shard's vectors, failing with the file's name and the fix when it is damaged."""
+    try:
+        vectors = np.load(local_path, mmap_mode="r")
+    except Exception as exc:
+        npy_key, _ = embedding_keys(store, snapshot, shard)
+        raise CorruptFileError(
+            f"cannot read {store.uri(npy_key)} ({type(exc).__name__}: {exc}). The file is missing or "
+            f"corrupt: re-materialize the upstream `embeddings` partition {snapshot}/{shard}."
+        ) from exc
+    return vectors
+
+
+def build_embedding(partitions_def):
+    @asset(
+        partitions_def=partitions_def,
+        deps=["raw_corpus"],
+        pool="gpu",
+        op_tags=GPU_OP_TAGS,
+        group_name="embedding",
+        kinds={"pytorch", "numpy"},
+        owners=OWNERS,
+        code_version=EMBEDDINGS_CODE_VERSION,
+        description=(
+            "float16 unit-norm sentence embeddings of a shard's documents, row-aligned with raw_corpus: "
+            "<storage>/embeddings/<snapshot>/<shard>.npy (memory-mappable) and <shard>.ids.parquet. "
+            "Resumable: the shard is embedded in chunks, each written atomically, and a rerun skips "
+            "finished chunks. Runs in the `gpu` pool."
+        ),
+    )
+    def embeddings(
+        context: AssetExecutionContext, embedder: EmbedderResource, storage: StorageResource
+    ) -> MaterializeResult:
+        from crawlmix.embed import embed_parquet_resumable
+
+        snapshot, shard = split_partition_key(context.partition_key)
+        store = storage.get_storage()
+        raw_key = store.key("raw_corpus", snapshot, shard, "parquet")
+        npy_key, ids_key = embedding_keys(store, snapshot, shard)
+        model = embedder.get_model()
+        for note in model.notes:
+            context.log.warning(note)
+        work_dir = Path(embedder.work_root) / "embeddings" / snapshot / shard
+
+        def log_chunk(info: dict) -> None:
+            context.log.info(
+                f"chunk {info['chunk'] + 1}/{info['chunks']}: {info['rows']} rows "
+                f"({'computed' if info['computed'] else 'reused from an earlier attempt'})"
+            )
+
+        started = time.monotonic()
+        with store.local_copy(raw_key) as raw_path:
+            try:
+                with store.atomic_write_path(npy_key) as npy_tmp, store.atomic_write_path(ids_key) as ids_tmp:
+                    stats = embed_parquet_resumable(
+                        model, raw_path, str(work_dir), npy_tmp, ids_tmp,
+                        chunk_rows=embedder.chunk_rows, on_chunk=log_chunk,
+                    )
+                    npy_sha256, npy_bytes = sha256_of(npy_tmp)
+            except (OSError, ValueError) as exc:
+                if "parquet" in str(exc).lower() or "arrow" in type(exc).__module__:
+                    raise CorruptFileError(
+                        f"cannot read {store.uri(raw_key)} ({exc}); re-materialize the upstream "
+                        f"`raw_corpus` partition {snapshot}/{shard}."
+                    ) from exc
+                raise
+        elapsed = time.monotonic() - started
+        versions = model.versions()
+        return MaterializeResult(
+            metadata={
+                "path": MetadataValue.path(store.uri(npy_key)),
+                "ids_path": MetadataValue.path(store.uri(ids_key)),
+                "dagster/row_count": stats["rows"],
+                "dim": versions["dim"],
+                "bytes": npy_bytes,
+                "sha256": npy_sha256,
+                "docs_per_s": round(stats["rows"] / elapsed, 1) if elapsed > 0 else 0.0,
+                "elapsed_s": round(elapsed, 3),
+                "chunks_computed": stats["chunks_computed"],
+                "chunks_reused": stats["chunks_reused"],
+                "code_version": EMBEDDINGS_CODE_VERSION,
+                **{k: v for k, v in versions.items() if k != "dim"},
+            }
+        )
+
+    @asset_check(
+        asset=embeddings,
+        blocking=True,
+        partitions_def=partitions_def,
+        name="expectations",
+        description=(
+            "Great Expectations suite: one vector per raw_corpus document with ids in the same order, "
+            "the model's dimension, all finite, norms within 1 +/- tolerance, not degenerate "
+            "(total variance above a floor, not all rows identical)."
+        ),
+    )
+    def embeddings_expectations(
+        context: AssetCheckExecutionContext,
+        config: EmbeddingsGateConfig,
+        embedder: EmbedderResource,
+        storage: StorageResource,
+    ) -> AssetCheckResult:
+        from crawlmix.expectations import run_suite
+
+        snapshot, shard = split_partition_key(context.partition_key)
+        store = storage.get_storage()
+        npy_key, ids_key = embedding_keys(store, snapshot, shard)
+        raw_ids = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["doc_id"])
+        ids = read_table(store, ids_key, columns=["doc_id"])
+        expected_dim = embedder.get_model().dim
+        with store.local_copy(npy_key) as npy_path:
+            vectors = load_vectors(store, snapshot, shard, npy_path)
+            frame, summary = _gate_frame(vectors, ids.column("doc_id").to_pylist(), raw_ids.column("doc_id").to_pylist())
+        outcome = run_suite(
+            frame,
+            "embeddings",
+            lambda gxe: [
+                gxe.ExpectColumnValuesToBeInSet(column="n_vectors", value_set=[raw_ids.num_rows]),
+                gxe.ExpectColumnValuesToBeInSet(column="n_ids", value_set=[raw_ids.num_rows]),
+                gxe.ExpectColumnPairValuesToBeEqual(column_A="doc_id", column_B="raw_doc_id"),
+                gxe.ExpectColumnValuesToBeInSet(column="dim", value_set=[expected_dim]),
+                gxe.ExpectColumnValuesToBeInSet(column="is_finite", value_set=[True]),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="norm", min_value=1 - config.norm_tolerance, max_value=1 + config.norm_tolerance
+                ),
+                gxe.ExpectColumnMinToBeBetween(column="total_variance", min_value=config.min_total_variance),
+                gxe.ExpectColumnUniqueValueCountToBeBetween(column="row_hash", min_value=min(2, len(frame))),
+            ],
+        )
+        return AssetCheckResult(
+            passed=outcome.success,
+            severity=AssetCheckSeverity.ERROR,
+            description=None if outcome.success else outcome.describe_failures()[:2000],
+            metadata={
+                **summary,
+                "expected_dim": expected_dim,
+                "ge_statistics": MetadataValue.json(outcome.statistics),
+                "ge_results": MetadataValue.json(outcome.expectations),
+            },
+        )
+
+    return [embeddings], [embeddings_expectations]
+
+
+def _gate_frame(vectors: np.ndarray, doc_ids: list[str], raw_doc_ids: list[str], block: int = 65536):
+    """Per-row facts for the suite, computed in blocks so a large shard never sits in memory as float32."""
+    n = vectors.shape[0] if vectors.ndim == 2 else 0
+    dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    norms = np.empty(n, dtype=np.float64)
+    finite = np.empty(n, dtype=bool)
+    hashes = np.empty(n, dtype=np.int64)
+    total = np.zeros(dim, dtype=np.float64)
+    total_sq = np.zeros(dim, dtype=np.float64)
+    for start in range(0, n, block):
+        rows = np.asarray(vectors[start : start + block], dtype=np.float64)
+        finite[start : start + len(rows)] = np.isfinite(rows).all(axis=1)
+        norms[start : start + len(rows)] = np.linalg.norm(rows, axis=1)
+        raw = np.ascontiguousarray(vectors[start : start + block])
+        hashes[start : start + len(rows)] = [hash(r.tobytes()) for r in raw]
+        safe = np.where(np.isfinite(rows), rows, 0.0)
+        total += safe.sum(axis=0)
+        total_sq += (safe * safe).sum(axis=0)
+    mean = total / max(n, 1)
+    variance = total_sq / max(n, 1) - mean * mean
+    total_variance = float(variance.sum()) if dim and n > 1 else 0.0
+    length = max(n, len(doc_ids), len(raw_doc_ids))
+    frame = pd.DataFrame(
+        {
+            "doc_id": _padded(doc_ids, length),
+            "raw_doc_id": _padded(raw_doc_ids, length),
+            "n_vectors": n,
+            "n_ids": len(doc_ids),
+            "dim": dim,
+            "is_finite": _padded(list(finite), length, False),
+            "norm": _padded(list(np.nan_to_num(norms, nan=-1.0)), length, -1.0),
+            "row_hash": _padded(list(hashes), length, 0),
+            # A single vector has no spread to judge; the other expectations still apply to it.
+            "total_variance": total_variance if n > 1 else 1.0,
+        }
+    )
+    summary = {
+        "rows": n,
+        "dim": dim,
+        "non_finite_rows": int((~finite).sum()),
+        "norm_min": float(np.nanmin(norms)) if n else 0.0,
+        "norm_max": float(np.nanmax(norms)) if n else 0.0,
+        "total_variance": total_variance,
+    }
+    return frame, summary
+
+
+def _padded(values: list, length: int, fill=None) -> list:
+    """Columns of unequal length (a row-count mismatch) padded so the suite reports the mismatch."""
+    return values + [fill] * (length - len(values))
