@@ -14,6 +14,20 @@ from curation_assets.partitions import crawl_snapshots, partition_key_for
 
 
 
+# The embedded instance: offline (telemetry would only print a banner and fail to send), and one
+# step at a time in the `gpu` pool so concurrent shard runs under `dagster dev` never oversubscribe
+# the machine's GPU (or, without one, its CPU cores) with several embedding steps at once.
+EMBEDDED_INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+run_monitoring:
+  enabled: true
+"""
+
+
 @dataclass
 class RunOutcome:
     job: str
@@ -33,8 +47,7 @@ def instance_for(settings: Settings) -> DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        # The embedded default runs offline; telemetry would only print a banner and fail to send.
-        config.write_text("telemetry:\n  enabled: false\n")
+        config.write_text(EMBEDDED_INSTANCE_YAML)
     return DagsterInstance.get()
 
 
