@@ -1,0 +1,32 @@
+"""Document quality: heuristic rules (Gopher/C4/FineWeb), an embedding classifier against a
+reference set (CCNet/DCLM idea), and the final combined score. Pure Python, no Dagster."""
+
+from crawlmix.quality.classifier import (
+    REFERENCE_SET_PATH,
+    QualityClassifier,
+    load_reference_texts,
+)
+from crawlmix.quality.heuristics import (
+    RULE_FAMILIES,
+    SIGNAL_COLUMNS,
+    HeuristicThresholds,
+    all_rule_columns,
+    heuristic_signals,
+    rule_columns,
+)
+from crawlmix.quality.score import QualityWeights, combine_quality, heuristic_score
+
+__all__ = [
+    "REFERENCE_SET_PATH",
+    "RULE_FAMILIES",
+    "SIGNAL_COLUMNS",
+    "HeuristicThresholds",
+    "QualityClassifier",
+    "QualityWeights",
+    "all_rule_columns",
+    "combine_quality",
+    "heuristic_score",
+    "heuristic_signals",
+    "load_reference_texts",
+    "rule_columns",
+]
