@@ -47,6 +47,8 @@ __all__ = [
     "default_duckdb_url",
     "cluster_shard_sizes",
     "clusters",
+    "filter_impact",
+    "quality_by_cluster",
     "quarantine_counts",
     "register_table",
     "semantic_dedup_stats",
@@ -146,6 +148,40 @@ semantic_dedup_stats = sa.Table(
     sa.Column("removal_fraction", sa.Double, nullable=False),
 )
 register_table(semantic_dedup_stats)
+
+quality_by_cluster = sa.Table(
+    "quality_by_cluster",
+    METADATA,
+    sa.Column("snapshot", sa.String, primary_key=True),
+    sa.Column("shard", sa.String, primary_key=True),
+    sa.Column("centroid_version", sa.String, primary_key=True),
+    sa.Column("level", sa.Integer, primary_key=True),
+    sa.Column("cluster_id", sa.Integer, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("mean_quality", sa.Double, nullable=False),
+    sa.Column("p10", sa.Double, nullable=False),
+    sa.Column("p50", sa.Double, nullable=False),
+    sa.Column("p90", sa.Double, nullable=False),
+    sa.Column("pass_gopher_rate", sa.Double, nullable=False),
+    sa.Column("pass_c4_rate", sa.Double, nullable=False),
+    sa.Column("pass_fineweb_rate", sa.Double, nullable=False),
+    sa.Column("pass_all_rate", sa.Double, nullable=False),
+)
+register_table(quality_by_cluster)
+
+filter_impact = sa.Table(
+    "filter_impact",
+    METADATA,
+    sa.Column("snapshot", sa.String, primary_key=True),
+    sa.Column("shard", sa.String, primary_key=True),
+    sa.Column("centroid_version", sa.String, primary_key=True),
+    sa.Column("level", sa.Integer, primary_key=True),
+    sa.Column("cluster_id", sa.Integer, primary_key=True),
+    sa.Column("rule", sa.String, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("removed", sa.Integer, nullable=False),
+)
+register_table(filter_impact)
 
 
 def default_duckdb_url(path: str) -> str:

@@ -13,6 +13,7 @@ from curation_assets.clustering import build_clustering
 from curation_assets.embedding import build_embedding
 from curation_assets.ingestion import build_ingestion, build_snapshot_sensor
 from curation_assets.partitions import snapshot_shard_partitions
+from curation_assets.quality import build_quality
 from resources import EmbedderResource, SnapshotsResource, StorageResource, WarehouseResource
 
 # The stages `crawlmix run` drives in order; the first is what the snapshot sensor requests.
@@ -20,6 +21,7 @@ INGEST_JOB = "crawl_pipeline"
 FIT_JOB = "fit_centroids"
 LABEL_JOB = "label_shards"
 DEDUP_JOB = "semantic_dedup"
+SCORE_JOB = "score_shards"
 MAIN_JOB = INGEST_JOB
 
 # Partitioned asset checks (preview) and the snapshot-dimension partition mapping (beta) are what the
@@ -53,6 +55,7 @@ def build_definitions(settings: Settings) -> Definitions:
     embedding_assets, embedding_checks = build_embedding(partitions_def)
     clustering_assets, clustering_checks = build_clustering(partitions_def, settings.shard_keys)
     centroids, cluster_labels, semantic_duplicates = clustering_assets
+    quality_assets, quality_checks = build_quality(partitions_def, settings.shard_keys)
     jobs = {
         INGEST_JOB: define_asset_job(
             INGEST_JOB,
@@ -71,6 +74,12 @@ def build_definitions(settings: Settings) -> Definitions:
             partitions_def=partitions_def,
             description="Label one snapshot shard against the current centroids.",
         ),
+        SCORE_JOB: define_asset_job(
+            SCORE_JOB,
+            selection=AssetSelection.assets(*quality_assets),
+            partitions_def=partitions_def,
+            description="Quality-score one snapshot shard (needs its snapshot's semantic duplicates).",
+        ),
         DEDUP_JOB: define_asset_job(
             DEDUP_JOB,
             selection=AssetSelection.assets(semantic_duplicates),
@@ -79,8 +88,8 @@ def build_definitions(settings: Settings) -> Definitions:
         ),
     }
     return Definitions(
-        assets=[*ingestion_assets, *embedding_assets, *clustering_assets],
-        asset_checks=[*ingestion_checks, *embedding_checks, *clustering_checks],
+        assets=[*ingestion_assets, *embedding_assets, *clustering_assets, *quality_assets],
+        asset_checks=[*ingestion_checks, *embedding_checks, *clustering_checks, *quality_checks],
         jobs=list(jobs.values()),
         sensors=[build_snapshot_sensor(jobs[INGEST_JOB], settings.shard_keys, settings.snapshots_per_tick)],
         resources=build_resources(settings),

@@ -106,14 +106,14 @@ def materialize_snapshots(
     if refit or not storage.exists(current_key(storage)):
         if not run(d.FIT_JOB).success:
             return outcomes
-    for snapshot in per_shard(d.LABEL_JOB, ready):
-        run(d.DEDUP_JOB, snapshot, snapshot)
+    deduplicated = [s for s in per_shard(d.LABEL_JOB, ready) if run(d.DEDUP_JOB, s, s).success]
+    per_shard(d.SCORE_JOB, deduplicated)
     return outcomes
 
 
 def stage_runs(settings: Settings) -> int:
     """How many runs `materialize_snapshots` makes per snapshot, for progress bars (fit excluded)."""
-    return 2 * settings.shards + 1
+    return 3 * settings.shards + 1
 
 
 def _outcome(job: str, partition: str, result) -> RunOutcome:

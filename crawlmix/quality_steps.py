@@ -1,0 +1,121 @@
+"""The quality step over stored shards: signals, the snapshot's classifier, the final score, aggregates.
+
+No Dagster here. The embedding classifier is fit once per snapshot (reference set against a seeded
+sample of that snapshot's embeddings) and stored, so every shard of a snapshot is scored by the
+same model and scores are comparable across its shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from crawlmix.clustering_steps import draw_fit_sample
+from crawlmix.quality import (
+    HeuristicThresholds,
+    QualityClassifier,
+    all_rule_columns,
+    combine_quality,
+    heuristic_signals,
+    load_reference_texts,
+)
+from crawlmix.storage import Storage
+from crawlmix.tables import read_table
+
+FAMILY_COLUMNS = ["pass_gopher", "pass_c4", "pass_fineweb", "pass_all"]
+
+
+def file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def reference_vectors(store: Storage, model, reference_path: str) -> np.ndarray:
+    """Embeddings of the reference set, cached in storage per (reference file, embedding version)."""
+    from crawlmix.embed import embed_texts
+
+    key = store.key("quality_reference", "global", f"{file_digest(reference_path)}-{model.embedding_version}", "npy")
+    if store.exists(key):
+        with store.local_copy(key) as path:
+            return np.load(path)
+    vectors = embed_texts(model, load_reference_texts(reference_path))
+    with store.atomic_write_path(key) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, vectors)
+    return vectors
+
+
+def snapshot_classifier(
+    store: Storage, model, snapshot: str, shards: Sequence[str], reference_path: str, seed: int, max_negatives: int = 20_000
+) -> QualityClassifier:
+    """The snapshot's classifier: loaded when an earlier shard already fit it, else fit and stored."""
+    name = f"{file_digest(reference_path)}-{model.embedding_version}-{seed}"
+    key = store.key("quality_classifier", snapshot, name, "json")
+    if store.exists(key):
+        return QualityClassifier.from_dict(json.loads(store.read_bytes(key)))
+    positives = reference_vectors(store, model, reference_path)
+    crawl = draw_fit_sample(store, [(snapshot, s) for s in shards], max_negatives, seed).vectors
+    classifier = QualityClassifier().fit(positives, crawl, seed=seed)
+    store.write_bytes(key, json.dumps(classifier.to_dict(), sort_keys=True).encode())
+    return classifier
+
+
+def score_shard(
+    texts: Sequence[str],
+    vectors: np.ndarray | None,
+    classifier: QualityClassifier | None,
+    thresholds: HeuristicThresholds,
+) -> pd.DataFrame:
+    signals = heuristic_signals(texts, thresholds)
+    probability = classifier.predict(vectors) if classifier is not None and vectors is not None else None
+    signals["classifier_prob"] = probability if probability is not None else np.nan
+    signals["quality"] = combine_quality(signals, probability)
+    return signals
+
+
+def duplicate_ids(store: Storage, snapshot: str) -> set[str]:
+    table = read_table(store, store.key("semantic_duplicates", snapshot, "all", "parquet"), columns=["doc_id"])
+    return set(table.column("doc_id").to_pylist())
+
+
+def quality_by_cluster(scores: pd.DataFrame, levels: int) -> tuple[list[dict], list[dict]]:
+    """Per cluster at every level: quality distribution and pass rates, and each rule's removal share."""
+    by_cluster, impact = [], []
+    rules = all_rule_columns() + FAMILY_COLUMNS
+    for level in range(1, levels + 1):
+        for cluster, group in scores.groupby(f"cluster_l{level}"):
+            q = group["quality"].to_numpy()
+            by_cluster.append({
+                "level": level, "cluster_id": int(cluster), "n": len(group),
+                "mean_quality": float(q.mean()), "p10": float(np.quantile(q, 0.1)),
+                "p50": float(np.quantile(q, 0.5)), "p90": float(np.quantile(q, 0.9)),
+                **{f"{c}_rate": float(group[c].mean()) for c in FAMILY_COLUMNS},
+            })
+            for rule in rules:
+                impact.append({
+                    "level": level, "cluster_id": int(cluster), "rule": rule.removeprefix("pass_"),
+                    "n": len(group), "removed": int((~group[rule]).sum()),
+                })
+    return by_cluster, impact
+
+
+def scores_table(doc_ids: Sequence[str], scores: pd.DataFrame, duplicates: set[str]) -> pa.Table:
+    frame = scores.copy()
+    frame.insert(0, "doc_id", list(doc_ids))
+    frame["is_semantic_duplicate"] = [d in duplicates for d in doc_ids]
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def bundled_reference_path() -> str:
+    from crawlmix.quality import REFERENCE_SET_PATH
+
+    return str(Path(REFERENCE_SET_PATH))
