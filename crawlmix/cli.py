@@ -151,8 +151,15 @@ def _print_outcomes(settings: Settings, outcomes) -> None:
             print(f"\nsemantic duplicates in {o.partition}: {meta['dagster/row_count']} of {meta['docs']} docs "
                   f"(eps {meta['eps']}, {100 * meta['removal_fraction']:.1f}%)")
 
+    for o in outcomes:
+        if o.job == d.MIX_JOB and o.success:
+            meta = o.materialized["final_mixtures"]
+            print(f"\nmixture {o.partition} ({meta['policy']}): {meta['achieved']} {meta['unit']} "
+                  f"(target {meta['target']}), published version {meta['version']}")
+            print(f"  data card: {meta['data_card']}")
+
     warehouse = Warehouse(settings.warehouse_url)
-    snapshots = sorted({o.partition.split("/")[0] for o in outcomes if o.partition})
+    snapshots = sorted({o.partition.split("/")[0] for o in outcomes if o.job != d.MIX_JOB and o.partition})
     reasons = warehouse.read_frame(
         "SELECT reason, SUM(n) AS n FROM quarantine_counts WHERE snapshot IN ("
         + ", ".join(f":s{i}" for i in range(len(snapshots)))
@@ -169,6 +176,8 @@ def _print_outcomes(settings: Settings, outcomes) -> None:
     print(f"  centroids    {root}/centroids/global/current.json -> <version>.npz, <version>.names.json")
     print(f"  labels       {root}/cluster_labels/<snapshot>/<shard>.parquet")
     print(f"  duplicates   {root}/semantic_duplicates/<snapshot>/all.parquet")
+    print(f"  quality      {root}/quality_scores/<snapshot>/<shard>.parquet")
+    print(f"  mixtures     {root}/final_mixtures/<name>/current.json -> <version>.manifest.parquet, .docs-*.parquet, .card.md")
     print(f"  warehouse    {warehouse.safe_url}")
     print(f"  dagster home {os.environ['DAGSTER_HOME']}  (runs, materializations, check results)")
     print("open the UI:   crawlmix ui   (then http://127.0.0.1:3000)")

@@ -38,6 +38,7 @@ class Settings:
     snapshots_per_tick: int
     s3_endpoint_url: str | None
     device: str = "auto"
+    mixtures_file: str = ""
 
     @property
     def shard_keys(self) -> list[str]:
@@ -71,7 +72,18 @@ class Settings:
             snapshots_per_tick=per_tick,
             s3_endpoint_url=endpoint,
             device=device,
+            mixtures_file=_mixtures_file(env),
         )
+
+
+def _mixtures_file(env: Mapping[str, str]) -> str:
+    raw = _get(env, "CRAWLMIX_MIXTURES")
+    if raw is None:
+        return str(Path(__file__).resolve().parent / "sample" / "mixtures.yaml")
+    path = Path(raw).expanduser().resolve()
+    if not path.is_file():
+        raise SettingsError(f"CRAWLMIX_MIXTURES must name a mixture-spec YAML file, got {raw!r} (no such file)")
+    return str(path)
 
 
 def shard_keys(n_shards: int) -> list[str]:

@@ -48,6 +48,8 @@ __all__ = [
     "cluster_shard_sizes",
     "clusters",
     "filter_impact",
+    "mixture_composition",
+    "mixture_search",
     "quality_by_cluster",
     "quarantine_counts",
     "register_table",
@@ -182,6 +184,33 @@ filter_impact = sa.Table(
     sa.Column("removed", sa.Integer, nullable=False),
 )
 register_table(filter_impact)
+
+mixture_composition = sa.Table(
+    "mixture_composition",
+    METADATA,
+    sa.Column("mixture", sa.String, primary_key=True),
+    sa.Column("version", sa.String, primary_key=True),
+    sa.Column("cluster_id", sa.Integer, primary_key=True),
+    sa.Column("centroid_version", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("docs", sa.BigInteger, nullable=False),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+    sa.Column("share", sa.Double, nullable=False),
+)
+register_table(mixture_composition)
+
+mixture_search = sa.Table(
+    "mixture_search",
+    METADATA,
+    sa.Column("mixture", sa.String, primary_key=True),
+    sa.Column("version", sa.String, primary_key=True),
+    sa.Column("candidate", sa.Integer, primary_key=True),
+    sa.Column("round", sa.Integer, nullable=False),
+    sa.Column("weights", sa.String, nullable=False),
+    sa.Column("score", sa.Double, nullable=False),
+    sa.Column("predicted", sa.Double, nullable=True),
+)
+register_table(mixture_search)
 
 
 def default_duckdb_url(path: str) -> str:

@@ -8,11 +8,13 @@ import warnings
 from dagster import AssetSelection, BetaWarning, Definitions, EnvVar, PreviewWarning, define_asset_job
 from dagster_aws.s3 import S3Resource
 
+from crawlmix.mixture import load_mixture_specs
 from crawlmix.settings import Settings
 from curation_assets.clustering import build_clustering
 from curation_assets.embedding import build_embedding
 from curation_assets.ingestion import build_ingestion, build_snapshot_sensor
 from curation_assets.partitions import snapshot_shard_partitions
+from curation_assets.mixtures import build_mixtures
 from curation_assets.quality import build_quality
 from resources import EmbedderResource, SnapshotsResource, StorageResource, WarehouseResource
 
@@ -22,6 +24,7 @@ FIT_JOB = "fit_centroids"
 LABEL_JOB = "label_shards"
 DEDUP_JOB = "semantic_dedup"
 SCORE_JOB = "score_shards"
+MIX_JOB = "build_mixture"
 MAIN_JOB = INGEST_JOB
 
 # Partitioned asset checks (preview) and the snapshot-dimension partition mapping (beta) are what the
@@ -56,6 +59,7 @@ def build_definitions(settings: Settings) -> Definitions:
     clustering_assets, clustering_checks = build_clustering(partitions_def, settings.shard_keys)
     centroids, cluster_labels, semantic_duplicates = clustering_assets
     quality_assets, quality_checks = build_quality(partitions_def, settings.shard_keys)
+    mixture_assets, mixture_checks = build_mixtures(load_mixture_specs(settings.mixtures_file))
     jobs = {
         INGEST_JOB: define_asset_job(
             INGEST_JOB,
@@ -86,10 +90,16 @@ def build_definitions(settings: Settings) -> Definitions:
             partitions_def=semantic_duplicates.partitions_def,
             description="Semantic deduplication of one snapshot across its shards.",
         ),
+        MIX_JOB: define_asset_job(
+            MIX_JOB,
+            selection=AssetSelection.assets(*mixture_assets),
+            partitions_def=mixture_assets[0].partitions_def,
+            description="Build one named mixture, gate it, and publish it only if the gate passes.",
+        ),
     }
     return Definitions(
-        assets=[*ingestion_assets, *embedding_assets, *clustering_assets, *quality_assets],
-        asset_checks=[*ingestion_checks, *embedding_checks, *clustering_checks, *quality_checks],
+        assets=[*ingestion_assets, *embedding_assets, *clustering_assets, *quality_assets, *mixture_assets],
+        asset_checks=[*ingestion_checks, *embedding_checks, *clustering_checks, *quality_checks, *mixture_checks],
         jobs=list(jobs.values()),
         sensors=[build_snapshot_sensor(jobs[INGEST_JOB], settings.shard_keys, settings.snapshots_per_tick)],
         resources=build_resources(settings),

@@ -107,7 +107,9 @@ def materialize_snapshots(
         if not run(d.FIT_JOB).success:
             return outcomes
     deduplicated = [s for s in per_shard(d.LABEL_JOB, ready) if run(d.DEDUP_JOB, s, s).success]
-    per_shard(d.SCORE_JOB, deduplicated)
+    if per_shard(d.SCORE_JOB, deduplicated):
+        for name in defs.resolve_job_def(d.MIX_JOB).partitions_def.get_partition_keys():
+            run(d.MIX_JOB, name, name)
     return outcomes
 
 

@@ -88,6 +88,21 @@ def test_demo_embeds_clusters_names_and_dedups_the_sample(demo_home):
     assert len(names) == 8 and all(n.count("_") >= 3 for n in names["name"])
 
 
+def test_demo_ends_with_published_mixtures_and_their_data_cards(demo_home):
+    import json
+
+    home, stdout = demo_home
+    for name in ("balanced-docs", "weighted-tokens", "quality-topk", "searched"):
+        folder = home / "storage" / "final_mixtures" / name
+        current = json.loads((folder / "current.json").read_text())
+        card = folder / f"{current['version']}.card.md"
+        assert card.exists() and str(card) in stdout
+        assert "## Composition by top-level cluster" in card.read_text()
+    warehouse = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
+    assert warehouse.count("mixture_search") >= 16
+    assert warehouse.count("quality_by_cluster") > 0
+
+
 def test_status_lists_the_sample(demo_home):
     home, _ = demo_home
     proc = _crawlmix(home, "status")

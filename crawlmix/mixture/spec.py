@@ -243,7 +243,7 @@ def _weighted_opts(o: dict, where: str) -> dict:
 def _evaluator_opt(v: Any, where: str) -> dict:
     if isinstance(v, str):
         v = {"type": v}
-    e = _map(v, where, ("type", "function", "command", "timeout_s", "token_budget", "order"), ("type",))
+    e = _map(v, where, ("type", "function", "command", "timeout_s", "token_budget", "order", "target"), ("type",))
     t = _str(e["type"], f"{where}.type", ("ngram", "python", "command"))
     out: dict[str, Any] = {"type": t}
     if t == "python":
@@ -260,6 +260,9 @@ def _evaluator_opt(v: Any, where: str) -> dict:
         out["command"] = tuple(c)
         out["timeout_s"] = _float(e.get("timeout_s", 600), f"{where}.timeout_s", lo=0.0, lo_open=True)
     if t == "ngram":
+        if "target" in e:
+            # documents the mix should resemble (Parquet/JSONL with `text`); default: the bundled reference set
+            out["target"] = _str(e["target"], f"{where}.target")
         if "token_budget" in e:
             out["token_budget"] = _int(e["token_budget"], f"{where}.token_budget", lo=1000)
         if "order" in e:

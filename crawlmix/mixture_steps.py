@@ -1,0 +1,194 @@
+"""The mixture step over stored shards: assemble the scored pool, write a mixture version, publish it.
+
+No Dagster here. A mixture version lives under `final_mixtures/<name>/` as `<version>.manifest.parquet`,
+`<version>.docs-<i>.parquet` (+ `.jsonl.gz` on request) and `<version>.card.md`; `current.json`
+names the published version and moves only when publication runs, after the gate has passed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from crawlmix.centroid_store import CentroidTree
+from crawlmix.mixture import MixtureResult, MixtureSpec
+from crawlmix.storage import Storage
+from crawlmix.tables import read_table, table_file_metadata, write_table
+
+DOCS_PER_FILE = 50_000
+CHARS_PER_TOKEN = 4  # the approximate tokenizer: about four characters per token for English web text
+
+
+def scored_shards(store: Storage, snapshots: Sequence[str]) -> list[tuple[str, str]]:
+    refs = []
+    for snapshot in snapshots:
+        for key in store.list_keys(f"quality_scores/{snapshot}"):
+            if key.endswith(".parquet"):
+                refs.append((snapshot, key.rsplit("/", 1)[-1][: -len(".parquet")]))
+    return sorted(refs)
+
+
+def build_pool(store: Storage, shards: Sequence[tuple[str, str]], centroids: CentroidTree) -> pd.DataFrame:
+    """One row per scored document: ids, cluster path, distance, quality, duplicate flag, approx tokens."""
+    frames = []
+    for snapshot, shard in shards:
+        labels_key = store.key("cluster_labels", snapshot, shard, "parquet")
+        version = table_file_metadata(store, labels_key).get("centroid_version")
+        if version != centroids.version:
+            raise ValueError(
+                f"cluster_labels {snapshot}/{shard} were made with centroids {str(version)[:12]}, not the current "
+                f"{centroids.version[:12]}: re-materialize cluster_labels, semantic_duplicates and quality_scores"
+            )
+        labels = read_table(store, labels_key).to_pandas()
+        scores = read_table(store, store.key("quality_scores", snapshot, shard, "parquet"),
+                            columns=["doc_id", "quality", "is_semantic_duplicate"]).to_pandas()
+        chars = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["n_chars"]).column("n_chars").to_numpy()
+        if not (labels["doc_id"].to_numpy() == scores["doc_id"].to_numpy()).all():
+            raise ValueError(f"{snapshot}/{shard}: quality_scores and cluster_labels are not row-aligned; re-materialize them")
+        frame = labels.rename(columns={"leaf_distance": "distance"}).drop(columns=["centroid_version"])
+        frame["quality"] = scores["quality"].to_numpy()
+        frame["is_semantic_duplicate"] = scores["is_semantic_duplicate"].to_numpy()
+        frame["n_tokens"] = np.maximum(1, np.ceil(chars / CHARS_PER_TOKEN)).astype(np.int64)
+        frame.insert(1, "snapshot", snapshot)
+        frame.insert(2, "shard", shard)
+        frames.append(frame)
+    if not frames:
+        raise ValueError("no scored documents in the mixture's scope: materialize quality_scores first")
+    return pd.concat(frames, ignore_index=True)
+
+
+def mixture_version(spec: MixtureSpec, centroid_version: str, selection: pd.DataFrame) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode())
+    digest.update(centroid_version.encode())
+    digest.update("\n".join(f"{d}:{r}" for d, r in zip(selection["doc_id"], selection["repeats"])).encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class WrittenMixture:
+    version: str
+    manifest_key: str
+    doc_keys: list[str]
+    card_key: str
+    composition: pd.DataFrame
+
+
+def composition(selection: pd.DataFrame, centroids: CentroidTree) -> pd.DataFrame:
+    top = centroids.tree.levels
+    column = f"cluster_l{top}"
+    weighted = selection.assign(docs=selection["repeats"], tokens=selection["n_tokens"] * selection["repeats"])
+    table = weighted.groupby(column)[["docs", "tokens"]].sum().reset_index().rename(columns={column: "cluster_id"})
+    table["name"] = [centroids.names[top - 1].get(int(c), str(c)) for c in table["cluster_id"]]
+    table["share"] = table["tokens"] / max(int(table["tokens"].sum()), 1)
+    return table.sort_values("tokens", ascending=False).reset_index(drop=True)
+
+
+def write_mixture(
+    store: Storage,
+    spec: MixtureSpec,
+    result: MixtureResult,
+    centroids: CentroidTree,
+    provenance: dict,
+) -> WrittenMixture:
+    selection = result.selection.reset_index(drop=True)
+    version = mixture_version(spec, centroids.version, selection)
+    base = f"final_mixtures/{spec.name}"
+    manifest_key = f"{base}/{version}.manifest.parquet"
+    meta = {"mixture": spec.name, "version": version, "centroid_version": centroids.version, **provenance}
+    manifest = selection.assign(centroid_version=centroids.version)
+    write_table(store, manifest_key, pa.Table.from_pandas(manifest, preserve_index=False), meta)
+
+    documents = _with_text(store, selection)
+    doc_keys = []
+    for i, start in enumerate(range(0, max(len(documents), 1), DOCS_PER_FILE)):
+        part = documents.iloc[start : start + DOCS_PER_FILE]
+        key = f"{base}/{version}.docs-{i:05d}.parquet"
+        write_table(store, key, pa.Table.from_pandas(part, preserve_index=False), meta)
+        doc_keys.append(key)
+        if "jsonl.gz" in spec.formats:
+            jsonl_key = f"{base}/{version}.docs-{i:05d}.jsonl.gz"
+            lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part.to_dict(orient="records"))
+            store.write_bytes(jsonl_key, gzip.compress(lines.encode(), mtime=0))
+            doc_keys.append(jsonl_key)
+    comp = composition(selection, centroids)
+    card_key = f"{base}/{version}.card.md"
+    store.write_bytes(card_key, data_card(spec, result, comp, centroids, version, provenance).encode())
+    # What the gate and publication act on: the version just built, not yet the published one.
+    store.write_bytes(f"{base}/latest.json", json.dumps({"mixture": spec.name, "version": version}).encode())
+    return WrittenMixture(version, manifest_key, doc_keys, card_key, comp)
+
+
+def _with_text(store: Storage, selection: pd.DataFrame) -> pd.DataFrame:
+    parts = []
+    for (snapshot, shard), group in selection.groupby(["snapshot", "shard"], sort=True):
+        raw = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["doc_id", "url", "text"]).to_pandas()
+        parts.append(group.merge(raw, on="doc_id", how="left"))
+    merged = pd.concat(parts, ignore_index=True) if parts else selection.assign(url=None, text=None)
+    return merged.sort_values(["snapshot", "shard", "doc_id"]).reset_index(drop=True)
+
+
+def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, centroids: CentroidTree,
+              version: str, provenance: dict) -> str:
+    selection = result.selection
+    quality = selection["quality"].to_numpy()
+    counts, edges = np.histogram(quality, bins=10, range=(0, 1))
+    lines = [
+        f"# Data card: `{spec.name}` (version {version})",
+        "",
+        f"- policy: **{spec.policy}**, seed {spec.seed}; target {result.target:,} {result.unit}, "
+        f"achieved {result.achieved:,} ({100 * (result.achieved - result.target) / max(result.target, 1):+.2f}%)",
+        f"- documents: {len(selection):,} distinct, {int(selection['repeats'].sum()):,} with repeats "
+        f"(max repeats {int(selection['repeats'].max()) if len(selection) else 0})",
+        f"- scope: {', '.join(spec.scope) if spec.scope != 'all' else 'all snapshots'}",
+        f"- embedding model: {provenance.get('model_id')} (weights {str(provenance.get('weights_hash'))[:12]}, "
+        f"embedding version {provenance.get('embedding_version')})",
+        f"- centroids: {centroids.version[:16]} (levels {list(centroids.tree.config.ks)})",
+        f"- spec: `{json.dumps(spec.to_dict(), sort_keys=True, default=str)}`",
+        "",
+        "## Composition by top-level cluster",
+        "",
+        "| cluster | name | docs | tokens | share |",
+        "| ---: | --- | ---: | ---: | ---: |",
+        *[f"| {int(r.cluster_id)} | {r.name} | {int(r.docs):,} | {int(r.tokens):,} | {100 * r.share:.1f}% |" for r in comp.itertuples()],
+        "",
+        "## Filters applied and what they removed",
+        "",
+        f"- minimum quality {spec.filters.min_quality}; drop semantic duplicates: {spec.filters.drop_semantic_duplicates}; "
+        f"excluded clusters: {[str(c) for c in spec.filters.exclude_clusters] or 'none'}",
+        *[f"- {name}: {n:,} documents removed" for name, n in result.filtered_out.items()],
+        "",
+        "## Quality distribution of the selection",
+        "",
+        "| quality | docs |",
+        "| --- | ---: |",
+        *[f"| {lo:.1f}-{hi:.1f} | {int(c):,} |" for c, lo, hi in zip(counts, edges[:-1], edges[1:])],
+    ]
+    if "history" in result.details:
+        lines += ["", "## Mixture search", "",
+                  f"{result.details['n_evaluated']} candidates evaluated; best score {result.details['best_score']:.4f} "
+                  f"in round {result.details['best_round']}."]
+    return "\n".join(lines) + "\n"
+
+
+def current_pointer_key(name: str) -> str:
+    return f"final_mixtures/{name}/current.json"
+
+
+def publish(store: Storage, name: str, version: str, card_key: str) -> str:
+    """Move the mixture's `current` pointer to `version` (one atomic write)."""
+    key = current_pointer_key(name)
+    store.write_bytes(key, json.dumps({"mixture": name, "version": version, "card": card_key}, sort_keys=True).encode())
+    return key
+
+
+def achieved_error(result_target: int, achieved: int) -> float:
+    return abs(achieved - result_target) / result_target if result_target else math.inf

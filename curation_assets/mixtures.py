@@ -1,0 +1,235 @@
+"""Mixtures domain: `final_mixtures` (one partition per named spec), its gate, and `mixture_publication`."""
+
+import json
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AllPartitionMapping,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetDep,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    StaticPartitionsDefinition,
+    asset,
+    asset_check,
+)
+
+from crawlmix.centroid_store import load_current
+from crawlmix.mixture import build_mixture, evaluator_from_options, validate_against_corpus
+from crawlmix.mixture_steps import achieved_error, build_pool, publish, scored_shards, write_mixture
+from crawlmix.quality import REFERENCE_SET_PATH, load_reference_texts
+from crawlmix.tables import read_table, table_file_metadata
+from curation_assets.partitions import crawl_snapshots
+from resources import EmbedderResource, StorageResource, WarehouseResource
+
+OWNERS = ["team:data-curation"]
+MIXTURES_CODE_VERSION = "final_mixtures-1"
+
+
+def build_mixtures(specs):
+    """Assets for the named mixture specs (validated when the code location loads)."""
+    by_name = {spec.name: spec for spec in specs}
+    mixtures_def = StaticPartitionsDefinition(sorted(by_name))
+    everything = AllPartitionMapping()
+
+    @asset(
+        partitions_def=mixtures_def,
+        deps=[AssetDep(a, partition_mapping=everything) for a in ("quality_scores", "cluster_labels", "raw_corpus")]
+        + [AssetDep("centroids")],
+        group_name="mixtures",
+        kinds={"parquet", "markdown"},
+        owners=OWNERS,
+        code_version=MIXTURES_CODE_VERSION,
+        description=(
+            "One curated mixture per named spec (partition = mixture name): a manifest (doc id, snapshot, "
+            "shard, cluster path, quality, repeats), the documents with text as sharded Parquet (and "
+            "JSONL.gz on request), and a Markdown data card, under <storage>/final_mixtures/<name>/<version>.*. "
+            "Published by `mixture_publication` only after the gate passes."
+        ),
+    )
+    def final_mixtures(
+        context: AssetExecutionContext,
+        embedder: EmbedderResource,
+        storage: StorageResource,
+        warehouse: WarehouseResource,
+    ) -> MaterializeResult:
+        spec = by_name[context.partition_key]
+        store = storage.get_storage()
+        centroids = load_current(store)
+        registered = list(context.instance.get_dynamic_partitions(crawl_snapshots.name))
+        validate_against_corpus(
+            spec, set(registered), [set(range(k)) for k in centroids.tree.config.ks], centroids.keywords, centroids.names
+        )
+        snapshots = registered if spec.scope == "all" else list(spec.scope)
+        pool = build_pool(store, scored_shards(store, snapshots), centroids)
+        evaluator = None
+        if spec.policy == "search":
+            evaluator = _search_evaluator(store, spec, pool)
+        search_rows = []
+
+        def record_candidate(candidate) -> None:
+            search_rows.append(candidate)
+
+        result = build_mixture(
+            pool, spec, centroids.tree.parents, centroids.names, centroids.keywords,
+            evaluator=evaluator, on_candidate=record_candidate,
+        )
+        model = embedder.get_model().versions()
+        provenance = {
+            "model_id": model["model_id"], "weights_hash": model["weights_hash"],
+            "embedding_version": model["embedding_version"], "policy": spec.policy,
+            "target": result.target, "unit": result.unit, "achieved": result.achieved,
+            "min_quality": spec.filters.min_quality, "drop_semantic_duplicates": spec.filters.drop_semantic_duplicates,
+            "max_repeats": int(spec.options.get("max_repeats", 1)),
+            "weights": {str(k): v for k, v in result.weights.items()},
+        }
+        written = write_mixture(store, spec, result, centroids, provenance)
+        wh = warehouse.get_warehouse()
+        wh.replace_partition("mixture_composition", {"mixture": spec.name, "version": written.version}, [
+            {"mixture": spec.name, "version": written.version, "centroid_version": centroids.version,
+             "cluster_id": int(r.cluster_id), "name": r.name, "docs": int(r.docs), "tokens": int(r.tokens), "share": float(r.share)}
+            for r in written.composition.itertuples()
+        ])
+        if search_rows:
+            wh.replace_partition("mixture_search", {"mixture": spec.name, "version": written.version}, [
+                {"mixture": spec.name, "version": written.version, "candidate": i, "round": int(c.round),
+                 "weights": json.dumps([float(w) for w in c.weights]), "score": float(c.score),
+                 "predicted": None if c.predicted is None or not np.isfinite(c.predicted) else float(c.predicted)}
+                for i, c in enumerate(search_rows)
+            ])
+        return MaterializeResult(
+            metadata={
+                "version": written.version,
+                "manifest": MetadataValue.path(store.uri(written.manifest_key)),
+                "data_card": MetadataValue.path(store.uri(written.card_key)),
+                "documents": MetadataValue.json([store.uri(k) for k in written.doc_keys]),
+                "dagster/row_count": len(result.selection),
+                "target": result.target,
+                "achieved": result.achieved,
+                "unit": result.unit,
+                "policy": spec.policy,
+                "filtered_out": MetadataValue.json(result.filtered_out),
+                "composition": MetadataValue.md(_composition_md(written.composition)),
+                "centroid_version": centroids.version,
+                "search_candidates": len(search_rows),
+                "code_version": MIXTURES_CODE_VERSION,
+            }
+        )
+
+    @asset_check(
+        asset=final_mixtures,
+        blocking=True,
+        partitions_def=mixtures_def,
+        name="expectations",
+        description=(
+            "Size on target (+/- 1%), weights sum to 1, no document beyond its repeat cap, none under the "
+            "quality floor, no removed semantic duplicate included, every document labelled with the "
+            "current centroid version."
+        ),
+    )
+    def final_mixtures_expectations(context: AssetCheckExecutionContext, storage: StorageResource) -> AssetCheckResult:
+        from crawlmix.expectations import run_suite
+
+        spec = by_name[context.partition_key]
+        store = storage.get_storage()
+        version = _latest_version(store, spec.name)
+        key = f"final_mixtures/{spec.name}/{version}.manifest.parquet"
+        manifest = read_table(store, key).to_pandas()
+        meta = table_file_metadata(store, key)
+        current = load_current(store).version
+        duplicates = _removed_duplicates(store, manifest)
+        achieved = int(manifest["repeats"].sum()) if meta["unit"] == "documents" else int((manifest["n_tokens"] * manifest["repeats"]).sum())
+        weights_total = sum(meta.get("weights", {}).values())
+        frame = manifest.assign(
+            size_error=achieved_error(meta["target"], achieved),
+            weights_total=round(weights_total, 6),
+            is_removed_duplicate=manifest["doc_id"].isin(duplicates) if spec.filters.drop_semantic_duplicates else False,
+        )
+        outcome = run_suite(frame, "final_mixtures", lambda gxe: [
+            gxe.ExpectColumnValuesToBeBetween(column="size_error", max_value=0.01),
+            gxe.ExpectColumnValuesToBeBetween(column="weights_total", min_value=0.999, max_value=1.001),
+            gxe.ExpectColumnValuesToBeBetween(column="repeats", min_value=1, max_value=meta["max_repeats"]),
+            gxe.ExpectColumnValuesToBeBetween(column="quality", min_value=spec.filters.min_quality),
+            gxe.ExpectColumnValuesToBeInSet(column="is_removed_duplicate", value_set=[False]),
+            gxe.ExpectColumnValuesToBeInSet(column="centroid_version", value_set=[current]),
+            gxe.ExpectColumnValuesToBeUnique(column="doc_id"),
+        ])
+        return AssetCheckResult(
+            passed=outcome.success,
+            severity=AssetCheckSeverity.ERROR,
+            description=None if outcome.success else outcome.describe_failures()[:2000],
+            metadata={
+                "version": version,
+                "achieved": achieved,
+                "target": meta["target"],
+                "size_error": round(achieved_error(meta["target"], achieved), 6),
+                "ge_statistics": MetadataValue.json(outcome.statistics),
+                "ge_results": MetadataValue.json(outcome.expectations),
+            },
+        )
+
+    @asset(
+        partitions_def=mixtures_def,
+        deps=["final_mixtures"],
+        group_name="mixtures",
+        kinds={"json"},
+        owners=OWNERS,
+        description=(
+            "Moves the mixture's <storage>/final_mixtures/<name>/current.json to the version just built. "
+            "Runs only after final_mixtures' blocking gate passed, so a mixture that breaks it is never published."
+        ),
+    )
+    def mixture_publication(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
+        name = context.partition_key
+        store = storage.get_storage()
+        version = _latest_version(store, name)
+        card = f"final_mixtures/{name}/{version}.card.md"
+        pointer = publish(store, name, version, card)
+        return MaterializeResult(metadata={
+            "version": version,
+            "current": MetadataValue.path(store.uri(pointer)),
+            "data_card": MetadataValue.path(store.uri(card)),
+        })
+
+    return [final_mixtures, mixture_publication], [final_mixtures_expectations]
+
+
+def _latest_version(store, name: str) -> str:
+    """The version the last final_mixtures run wrote (newest manifest by its `built` order)."""
+    pointer = f"final_mixtures/{name}/latest.json"
+    if not store.exists(pointer):
+        raise FileNotFoundError(f"mixture {name} has not been built: materialize final_mixtures[{name}]")
+    return json.loads(store.read_bytes(pointer))["version"]
+
+
+def _removed_duplicates(store, manifest: pd.DataFrame) -> set[str]:
+    removed: set[str] = set()
+    for snapshot in sorted(set(manifest["snapshot"])):
+        key = store.key("semantic_duplicates", snapshot, "all", "parquet")
+        if store.exists(key):
+            removed.update(read_table(store, key, columns=["doc_id"]).column("doc_id").to_pylist())
+    return removed
+
+
+def _search_evaluator(store, spec, pool: pd.DataFrame):
+    """The spec's evaluator; the built-in n-gram proxy trains on pool texts and targets the reference set."""
+    texts: dict[str, str] = {}
+    for (snapshot, shard), _ in pool.groupby(["snapshot", "shard"]):
+        raw = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["doc_id", "text"])
+        texts.update(zip(raw.column("doc_id").to_pylist(), raw.column("text").to_pylist()))
+    options = spec.options.get("evaluator")
+    target = None
+    if (options or {"type": "ngram"}).get("type", "ngram") == "ngram":
+        target = load_reference_texts((options or {}).get("target", str(REFERENCE_SET_PATH)))
+    return evaluator_from_options(options, texts=texts, target_texts=target, seed=spec.seed)
+
+
+def _composition_md(comp: pd.DataFrame) -> str:
+    lines = ["| cluster | name | docs | tokens | share | |", "| ---: | --- | ---: | ---: | ---: | --- |"]
+    for r in comp.itertuples():
+        lines.append(f"| {int(r.cluster_id)} | {r.name} | {int(r.docs)} | {int(r.tokens)} | {100 * r.share:.1f}% | {'█' * round(30 * r.share)} |")
+    return "\n".join(lines)
