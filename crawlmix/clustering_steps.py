@@ -155,57 +155,69 @@ def labels_table(doc_ids: Sequence[str], paths: np.ndarray, distances: np.ndarra
 
 
 def semantic_duplicates(
-    store: Storage, snapshot: str, shards: Sequence[str], eps: float, order: str, seed: int, device: str = "cpu"
+    store: Storage,
+    snapshot: str,
+    refs: Sequence[ShardRef],
+    eps: float,
+    order: str,
+    seed: int,
+    device: str = "cpu",
 ) -> tuple[pa.Table, dict]:
-    """SemDeDup over one snapshot: docs grouped by leaf cluster across its shards.
+    """SemDeDup of `snapshot`: its docs grouped by leaf cluster across all shards in `refs`.
 
-    Only (shard, row, leaf, distance) of every doc is held for the whole snapshot; vectors are
-    gathered a group of clusters at a time from the shards' memory maps.
+    `refs` may include shards of earlier snapshots (scope `with_earlier`): their documents are placed
+    first in every cluster, so a new document that repeats one already in an earlier snapshot is
+    removed in favour of it, and earlier snapshots' documents are never removed here. Only
+    (shard, row, leaf, distance) of every doc is held in memory; vectors are gathered a group of
+    clusters at a time from the shards' memory maps.
     """
-    leaf_parts, dist_parts, shard_parts, row_parts, ids_by_shard = [], [], [], [], {}
-    for index, shard in enumerate(shards):
-        labels = read_table(store, store.key("cluster_labels", snapshot, shard, "parquet"),
+    if order == "random" and any(ref[0] != snapshot for ref in refs):
+        raise ValueError("scope with_earlier needs order hard or easy, so earlier snapshots can come first")
+    leaf_parts, dist_parts, ref_parts, row_parts, ids_by_ref = [], [], [], [], []
+    for index, (ref_snapshot, shard) in enumerate(refs):
+        labels = read_table(store, store.key("cluster_labels", ref_snapshot, shard, "parquet"),
                             columns=["doc_id", "cluster_l1", "leaf_distance"])
-        ids_by_shard[shard] = labels.column("doc_id").to_pylist()
-        n = labels.num_rows
+        ids_by_ref.append(labels.column("doc_id").to_pylist())
+        distance = labels.column("leaf_distance").to_numpy().astype(np.float32)
+        if ref_snapshot != snapshot:
+            # cosine distances lie in [0, 2]: shifting by 4 orders every earlier doc first
+            distance = distance + (4.0 if order == "hard" else -4.0)
         leaf_parts.append(labels.column("cluster_l1").to_numpy())
-        dist_parts.append(labels.column("leaf_distance").to_numpy())
-        shard_parts.append(np.full(n, index, np.int32))
-        row_parts.append(np.arange(n, dtype=np.int64))
+        dist_parts.append(distance)
+        ref_parts.append(np.full(labels.num_rows, index, np.int32))
+        row_parts.append(np.arange(labels.num_rows, dtype=np.int64))
     leaves = np.concatenate(leaf_parts) if leaf_parts else np.empty(0, np.int32)
     dists = np.concatenate(dist_parts) if dist_parts else np.empty(0, np.float32)
-    shard_of = np.concatenate(shard_parts) if shard_parts else np.empty(0, np.int32)
+    ref_of = np.concatenate(ref_parts) if ref_parts else np.empty(0, np.int32)
     row_of = np.concatenate(row_parts) if row_parts else np.empty(0, np.int64)
+    in_target = np.array([refs[i][0] == snapshot for i in range(len(refs))], dtype=bool)
 
     removed_rows = []
     order_by_cluster = np.argsort(leaves, kind="stable")
     boundaries = np.flatnonzero(np.r_[True, leaves[order_by_cluster][1:] != leaves[order_by_cluster][:-1]]) if len(leaves) else []
     groups = np.split(order_by_cluster, boundaries[1:]) if len(leaves) else []
-    with _shard_vectors(store, snapshot, shards) as maps:
+    with _shard_vectors(store, refs) as maps:
         for members in _batches(groups, max_rows=65_536):
-            block = _gather(maps, shard_of[members], row_of[members])
+            block = _gather(maps, ref_of[members], row_of[members])
             scores = semdedup_all_scores(leaves[members], block, dists[members], order=order, seed=seed, device=device)
             keep, duplicate_of, similarity = scores.resolve(eps)
             for local in np.flatnonzero(~keep):
                 doc, kept = members[local], members[duplicate_of[local]]
+                if not in_target[ref_of[doc]]:
+                    continue
+                (doc_snapshot, doc_shard), (kept_snapshot, kept_shard) = refs[ref_of[doc]], refs[ref_of[kept]]
                 removed_rows.append((
-                    ids_by_shard[shards[shard_of[doc]]][row_of[doc]], shards[shard_of[doc]],
-                    ids_by_shard[shards[shard_of[kept]]][row_of[kept]], shards[shard_of[kept]],
+                    ids_by_ref[ref_of[doc]][row_of[doc]], doc_snapshot, doc_shard,
+                    ids_by_ref[ref_of[kept]][row_of[kept]], kept_snapshot, kept_shard,
                     float(similarity[local]), int(leaves[doc]),
                 ))
-    table = pa.table(
-        {
-            "doc_id": pa.array([r[0] for r in removed_rows], pa.string()),
-            "shard": pa.array([r[1] for r in removed_rows], pa.string()),
-            "kept_doc_id": pa.array([r[2] for r in removed_rows], pa.string()),
-            "kept_shard": pa.array([r[3] for r in removed_rows], pa.string()),
-            "similarity": pa.array([r[4] for r in removed_rows], pa.float32()),
-            "cluster": pa.array([r[5] for r in removed_rows], pa.int32()),
-        }
-    )
-    n_docs = int(len(leaves))
+    columns = ["doc_id", "snapshot", "shard", "kept_doc_id", "kept_snapshot", "kept_shard", "similarity", "cluster"]
+    types = [pa.string()] * 6 + [pa.float32(), pa.int32()]
+    table = pa.table({c: pa.array([r[i] for r in removed_rows], t) for i, (c, t) in enumerate(zip(columns, types))})
+    n_docs = int(in_target[ref_of].sum()) if len(ref_of) else 0
     stats = {
         "docs": n_docs,
+        "compared_with": int(len(leaves) - n_docs),
         "removed": len(removed_rows),
         "removal_fraction": len(removed_rows) / n_docs if n_docs else 0.0,
         "clusters": len(groups),
@@ -227,12 +239,12 @@ def _batches(groups: list[np.ndarray], max_rows: int):
 
 
 @contextmanager
-def _shard_vectors(store: Storage, snapshot: str, shards: Sequence[str]):
-    """Memory maps of a snapshot's embedding shards, open for the duration of the block."""
+def _shard_vectors(store: Storage, refs: Sequence[ShardRef]):
+    """Memory maps of the shards' embeddings, open for the duration of the block."""
     with ExitStack() as stack:
         yield [
-            np.load(stack.enter_context(store.local_copy(store.key("embeddings", snapshot, s, "npy"))), mmap_mode="r")
-            for s in shards
+            np.load(stack.enter_context(store.local_copy(store.key("embeddings", snap, shard, "npy"))), mmap_mode="r")
+            for snap, shard in refs
         ]
 
 

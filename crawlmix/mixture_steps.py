@@ -27,15 +27,6 @@ DOCS_PER_FILE = 50_000
 CHARS_PER_TOKEN = 4  # the approximate tokenizer: about four characters per token for English web text
 
 
-def scored_shards(store: Storage, snapshots: Sequence[str]) -> list[tuple[str, str]]:
-    refs = []
-    for snapshot in snapshots:
-        for key in store.list_keys(f"quality_scores/{snapshot}"):
-            if key.endswith(".parquet"):
-                refs.append((snapshot, key.rsplit("/", 1)[-1][: -len(".parquet")]))
-    return sorted(refs)
-
-
 def build_pool(store: Storage, shards: Sequence[tuple[str, str]], centroids: CentroidTree) -> pd.DataFrame:
     """One row per scored document: ids, cluster path, distance, quality, duplicate flag, approx tokens."""
     frames = []

@@ -23,7 +23,7 @@ import shutil
 import stat
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
@@ -531,3 +531,15 @@ def storage_for(root: str, s3_client_factory: Callable[[], Any] | None = None) -
     if "://" in root:
         raise ValueError(f"unsupported storage root {root!r}: use a local folder or s3://bucket/prefix")
     return LocalStorage(root)
+
+
+def stored_shards(store: Storage, asset: str, snapshots: Sequence[str], ext: str) -> list[tuple[str, str]]:
+    """(snapshot, shard) of every `<asset>/<snapshot>/<shard>.<ext>` present, sorted."""
+    suffix = f".{ext}"
+    refs = []
+    for snapshot in snapshots:
+        for key in store.list_keys(f"{asset}/{snapshot}"):
+            name = key.rsplit("/", 1)[-1]
+            if name.endswith(suffix):
+                refs.append((snapshot, name[: -len(suffix)]))
+    return sorted(refs)

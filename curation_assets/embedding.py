@@ -9,7 +9,6 @@ import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetExecutionContext,
     Config,
     MaterializeResult,
@@ -21,6 +20,7 @@ from pydantic import Field
 
 from crawlmix.tables import CorruptFileError, read_table, sha256_of
 from curation_assets.partitions import split_partition_key
+from curation_assets.gates import gate_result
 from resources import EmbedderResource, StorageResource
 
 EMBEDDINGS_CODE_VERSION = "embeddings-1"
@@ -183,16 +183,10 @@ def build_embedding(partitions_def):
                 gxe.ExpectColumnUniqueValueCountToBeBetween(column="row_hash", min_value=min(2, len(frame))),
             ],
         )
-        return AssetCheckResult(
-            passed=outcome.success,
-            severity=AssetCheckSeverity.ERROR,
-            description=None if outcome.success else outcome.describe_failures()[:2000],
-            metadata={
-                **summary,
-                "expected_dim": expected_dim,
-                "ge_statistics": MetadataValue.json(outcome.statistics),
-                "ge_results": MetadataValue.json(outcome.expectations),
-            },
+        return gate_result(
+            outcome,
+            **summary,
+            expected_dim=expected_dim,
         )
 
     return [embeddings], [embeddings_expectations]

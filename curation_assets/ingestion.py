@@ -8,7 +8,6 @@ import pyarrow as pa
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetExecutionContext,
     Config,
     DefaultSensorStatus,
@@ -30,6 +29,7 @@ from crawlmix.snapshots import assign_shards
 from crawlmix.tables import read_table, table_file_metadata, write_table
 from curation_assets.partitions import crawl_snapshots, partition_key_for, split_partition_key
 from curation_assets.versions import config_hash
+from curation_assets.gates import gate_result
 from resources import SnapshotsResource, StorageResource, WarehouseResource
 
 RAW_CORPUS_CODE_VERSION = "raw_corpus-1"
@@ -190,17 +190,11 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str]):
             "raw_corpus",
             lambda gxe: _raw_corpus_expectations(gxe, n_input_files, config),
         )
-        return AssetCheckResult(
-            passed=outcome.success,
-            severity=AssetCheckSeverity.ERROR,
-            description=None if outcome.success else outcome.describe_failures()[:2000],
-            metadata={
-                "rows": len(frame),
-                "quarantine_fraction": round(quarantine_fraction, 6),
-                "max_quarantine_fraction": config.max_quarantine_fraction,
-                "ge_statistics": MetadataValue.json(outcome.statistics),
-                "ge_results": MetadataValue.json(outcome.expectations),
-            },
+        return gate_result(
+            outcome,
+            rows=len(frame),
+            quarantine_fraction=round(quarantine_fraction, 6),
+            max_quarantine_fraction=config.max_quarantine_fraction,
         )
 
     return [raw_corpus], [raw_corpus_expectations]

@@ -8,7 +8,6 @@ from dagster import (
     AllPartitionMapping,
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetDep,
     AssetExecutionContext,
     MaterializeResult,
@@ -20,10 +19,12 @@ from dagster import (
 
 from crawlmix.centroid_store import load_current
 from crawlmix.mixture import build_mixture, evaluator_from_options, validate_against_corpus
-from crawlmix.mixture_steps import achieved_error, build_pool, publish, scored_shards, write_mixture
+from crawlmix.mixture_steps import achieved_error, build_pool, publish, write_mixture
+from crawlmix.storage import stored_shards
 from crawlmix.quality import REFERENCE_SET_PATH, load_reference_texts
 from crawlmix.tables import read_table, table_file_metadata
 from curation_assets.partitions import crawl_snapshots
+from curation_assets.gates import gate_result
 from resources import EmbedderResource, StorageResource, WarehouseResource
 
 OWNERS = ["team:data-curation"]
@@ -65,7 +66,7 @@ def build_mixtures(specs):
             spec, set(registered), [set(range(k)) for k in centroids.tree.config.ks], centroids.keywords, centroids.names
         )
         snapshots = registered if spec.scope == "all" else list(spec.scope)
-        pool = build_pool(store, scored_shards(store, snapshots), centroids)
+        pool = build_pool(store, stored_shards(store, "quality_scores", snapshots, "parquet"), centroids)
         evaluator = None
         if spec.policy == "search":
             evaluator = _search_evaluator(store, spec, pool)
@@ -158,18 +159,12 @@ def build_mixtures(specs):
             gxe.ExpectColumnValuesToBeInSet(column="centroid_version", value_set=[current]),
             gxe.ExpectColumnValuesToBeUnique(column="doc_id"),
         ])
-        return AssetCheckResult(
-            passed=outcome.success,
-            severity=AssetCheckSeverity.ERROR,
-            description=None if outcome.success else outcome.describe_failures()[:2000],
-            metadata={
-                "version": version,
-                "achieved": achieved,
-                "target": meta["target"],
-                "size_error": round(achieved_error(meta["target"], achieved), 6),
-                "ge_statistics": MetadataValue.json(outcome.statistics),
-                "ge_results": MetadataValue.json(outcome.expectations),
-            },
+        return gate_result(
+            outcome,
+            version=version,
+            achieved=achieved,
+            target=meta["target"],
+            size_error=round(achieved_error(meta["target"], achieved), 6),
         )
 
     @asset(

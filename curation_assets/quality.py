@@ -31,6 +31,7 @@ from crawlmix.quality_steps import (
 from crawlmix.tables import read_table, write_table
 from curation_assets.embedding import embedding_keys, load_vectors
 from curation_assets.partitions import SNAPSHOT_DIM, split_partition_key
+from curation_assets.gates import gate_result
 from resources import EmbedderResource, StorageResource, WarehouseResource
 
 OWNERS = ["team:data-curation"]
@@ -165,16 +166,10 @@ def build_quality(partitions_def, shard_keys):
             gxe.ExpectColumnValuesToNotBeNull(column="is_semantic_duplicate"),
             *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in FAMILY_COLUMNS],
         ])
-        return AssetCheckResult(
-            passed=outcome.success,
-            severity=AssetCheckSeverity.ERROR,
-            description=None if outcome.success else outcome.describe_failures()[:2000],
-            metadata={
-                "rows": len(scores),
-                "pass_rates": MetadataValue.json({c: round(float(scores[c].mean()), 4) for c in FAMILY_COLUMNS} if len(scores) else {}),
-                "ge_statistics": MetadataValue.json(outcome.statistics),
-                "ge_results": MetadataValue.json(outcome.expectations),
-            },
+        return gate_result(
+            outcome,
+            rows=len(scores),
+            pass_rates=MetadataValue.json({c: round(float(scores[c].mean()), 4) for c in FAMILY_COLUMNS} if len(scores) else {}),
         )
 
     @asset_check(

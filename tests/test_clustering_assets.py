@@ -103,3 +103,19 @@ def test_refit_makes_labels_stale_and_dedup_refuses_them(clustered):
     # Labelling again against the new version makes the snapshot consistent once more.
     assert all(_run(defs, instance, d.LABEL_JOB, partition_key_for("snap-a", s)).success for s in settings.shard_keys)
     assert _run(defs, instance, d.DEDUP_JOB, "snap-a").success
+
+
+def test_with_earlier_scope_removes_repeats_of_an_earlier_snapshot_only_from_the_new_one(clustered):
+    settings, defs, instance, _, folder = clustered
+    make_snapshot(folder.parent, "snap-b", n_files=4)  # same bodies as snap-a under new titles and URLs
+    instance.add_dynamic_partitions(crawl_snapshots.name, ["snap-b"])
+    for job in (d.INGEST_JOB, d.LABEL_JOB):
+        assert all(_run(defs, instance, job, partition_key_for("snap-b", s)).success for s in settings.shard_keys)
+    config = {"ops": {"semantic_duplicates": {"config": {"scope": "with_earlier"}}}}
+    result = _run(defs, instance, d.DEDUP_JOB, "snap-b", run_config=config)
+    assert result.success and all(e.passed for e in _evaluations(result))
+    removed = pq.read_table(settings.home / "storage" / "semantic_duplicates" / "snap-b" / "all.parquet").to_pandas()
+    assert set(removed["snapshot"]) == {"snap-b"}
+    assert "snap-a" in set(removed["kept_snapshot"])
+    earlier = pq.read_table(settings.home / "storage" / "semantic_duplicates" / "snap-a" / "all.parquet").to_pandas()
+    assert set(earlier["snapshot"]) <= {"snap-a"}
