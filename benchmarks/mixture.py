@@ -205,7 +205,7 @@ def main() -> None:
     ng = bench_ngram(args.quick)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log("")
-    log(f"| policy | time (s) | pool docs/s | peak traced MiB | target | achieved | error % | rows | note |")
+    log("| policy | time (s) | pool docs/s | peak traced MiB | target | achieved | error % | rows | note |")
     log("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         log(f"| {r['policy']} | {r['seconds']:.2f} | {r['docs_per_s']:,.0f} | {r['peak_mib']:.0f} | "
