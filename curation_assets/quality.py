@@ -45,21 +45,22 @@ class QualityConfig(Config):
         "`bundled` = the shipped set, `none` = skip the classifier signal",
     )
     seed: int = 0
-    min_words: int = Field(default=HeuristicThresholds.min_words, description="Gopher: fewer words fails")
-    max_symbol_word_ratio: float = Field(default=HeuristicThresholds.max_symbol_word_ratio, description="Gopher")
-    max_dup_line_frac: float = Field(default=HeuristicThresholds.max_dup_line_frac, description="Gopher/FineWeb")
-    max_short_line_frac: float = Field(default=HeuristicThresholds.max_short_line_frac, description="FineWeb")
+    thresholds: dict[str, float] = Field(
+        default={},
+        description="overrides of the heuristic thresholds by name (see HeuristicThresholds in "
+        "crawlmix/quality/heuristics.py for every name, its default and its source), e.g. {min_words: 30}",
+    )
 
-    def thresholds(self) -> HeuristicThresholds:
-        from dataclasses import replace
+    def heuristic_thresholds(self) -> HeuristicThresholds:
+        from dataclasses import fields, replace
 
-        return replace(
-            HeuristicThresholds(),
-            min_words=self.min_words,
-            max_symbol_word_ratio=self.max_symbol_word_ratio,
-            max_dup_line_frac=self.max_dup_line_frac,
-            max_short_line_frac=self.max_short_line_frac,
-        )
+        defaults = HeuristicThresholds()
+        # Numeric thresholds only: pattern lists and n-gram tables are code-level settings.
+        known = {f.name for f in fields(HeuristicThresholds) if isinstance(getattr(defaults, f.name), (int, float))}
+        unknown = sorted(set(self.thresholds) - known)
+        if unknown:
+            raise ValueError(f"quality_scores config thresholds: unknown names {unknown}; known: {sorted(known)}")
+        return replace(defaults, **{k: type(getattr(defaults, k))(v) for k, v in self.thresholds.items()})
 
 
 class FilterImpactConfig(Config):
@@ -105,7 +106,7 @@ def build_quality(partitions_def, shard_keys):
         npy_key, _ = embedding_keys(store, snapshot, shard)
         with store.local_copy(npy_key) as npy_path:
             vectors = load_vectors(store, snapshot, shard, npy_path)
-            scores = score_shard(raw.column("text").to_pylist(), vectors, classifier, config.thresholds())
+            scores = score_shard(raw.column("text").to_pylist(), vectors, classifier, config.heuristic_thresholds())
         doc_ids = raw.column("doc_id").to_pylist()
         table = scores_table(doc_ids, scores, duplicate_ids(store, snapshot))
         key = store.key("quality_scores", snapshot, shard, "parquet")

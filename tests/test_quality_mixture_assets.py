@@ -133,3 +133,11 @@ def test_gate_blocks_publication_of_a_mixture_with_a_below_floor_document(world)
     evaluation = next(e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
     assert not evaluation.passed and "quality" in evaluation.description
     assert json.loads((folder / "current.json").read_text())["version"] == "previous"
+
+
+def test_quality_thresholds_are_overridable_by_name_and_unknown_names_rejected():
+    from curation_assets.quality import QualityConfig
+
+    assert QualityConfig(thresholds={"min_words": 30}).heuristic_thresholds().min_words == 30
+    with pytest.raises(ValueError, match="unknown names \\['min_wordz'\\]"):
+        QualityConfig(thresholds={"min_wordz": 30}).heuristic_thresholds()
