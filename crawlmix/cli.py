@@ -221,5 +221,15 @@ def _ui(settings: Settings, port: int) -> int:
     )
 
 
+def entry_point() -> None:
+    """Console-script entry. Every write is committed or atomically renamed by the time `main`
+    returns, so the process ends without interpreter teardown, where DuckDB 2's native module would
+    report objects Dagster still holds as "leaks" on stderr: noise a user cannot act on."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()
