@@ -10,6 +10,7 @@ from dagster_aws.s3 import S3Resource
 
 from crawlmix.mixture import load_mixture_specs
 from crawlmix.settings import Settings
+from curation_assets.automation import with_automation
 from curation_assets.clustering import build_clustering
 from curation_assets.embedding import build_embedding
 from curation_assets.ingestion import build_ingestion, build_snapshot_sensor
@@ -98,7 +99,7 @@ def build_definitions(settings: Settings) -> Definitions:
         ),
     }
     return Definitions(
-        assets=[*ingestion_assets, *embedding_assets, *clustering_assets, *quality_assets, *mixture_assets],
+        assets=with_automation([*ingestion_assets, *embedding_assets, *clustering_assets, *quality_assets, *mixture_assets]),
         asset_checks=[*ingestion_checks, *embedding_checks, *clustering_checks, *quality_checks, *mixture_checks],
         jobs=list(jobs.values()),
         sensors=[build_snapshot_sensor(jobs[INGEST_JOB], settings.shard_keys, settings.snapshots_per_tick)],
