@@ -7,7 +7,6 @@ containing "comment", and dropping those lost whole documentation pages about co
 
 from __future__ import annotations
 
-import trafilatura
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
 
@@ -39,6 +38,9 @@ def extract_with_resiliparse(html: str) -> str:
 
 
 def extract_with_trafilatura(html: str) -> str:
+    # Imported on first use: it is the optional extractor, and importing it costs a second.
+    import trafilatura
+
     text = trafilatura.extract(
         html,
         include_comments=True,  # see the module docstring
