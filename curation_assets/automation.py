@@ -38,6 +38,6 @@ def with_automation(assets: list) -> list:
     table = conditions()
     out = []
     for assets_def in assets:
-        key = assets_def.key.to_user_string()
-        out.append(assets_def.with_attributes(automation_condition=table[key]) if key in table else assets_def)
+        conditioned = {k: table[k.to_user_string()] for k in assets_def.keys if k.to_user_string() in table}
+        out.append(assets_def.with_attributes(automation_condition=conditioned) if conditioned else assets_def)
     return out

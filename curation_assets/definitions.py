@@ -17,6 +17,7 @@ from curation_assets.ingestion import build_ingestion, build_snapshot_sensor
 from curation_assets.partitions import snapshot_shard_partitions
 from curation_assets.mixtures import build_mixtures
 from curation_assets.quality import build_quality
+from curation_assets.reports import build_reports, dbt_project, dbt_resource, prepare_manifest
 from resources import EmbedderResource, SnapshotsResource, StorageResource, WarehouseResource
 
 # The stages `crawlmix run` drives in order; the first is what the snapshot sensor requests.
@@ -26,6 +27,7 @@ LABEL_JOB = "label_shards"
 DEDUP_JOB = "semantic_dedup"
 SCORE_JOB = "score_shards"
 MIX_JOB = "build_mixture"
+REPORT_JOB = "build_reports"
 MAIN_JOB = INGEST_JOB
 
 # Partitioned asset checks (preview) and the snapshot-dimension partition mapping (beta) are what the
@@ -50,6 +52,7 @@ def build_resources(settings: Settings) -> dict:
         "storage": StorageResource(root=settings.storage_root, s3=s3),
         "warehouse": WarehouseResource(url=warehouse_url),
         "embedder": EmbedderResource(device=settings.device, work_root=str(settings.home / "work")),
+        "dbt": dbt_resource(warehouse_url),
     }
 
 
@@ -61,6 +64,10 @@ def build_definitions(settings: Settings) -> Definitions:
     centroids, cluster_labels, semantic_duplicates = clustering_assets
     quality_assets, quality_checks = build_quality(partitions_def, settings.shard_keys)
     mixture_assets, mixture_checks = build_mixtures(load_mixture_specs(settings.mixtures_file))
+    if not dbt_project().manifest_path.exists():
+        # Images and CI prepare the manifest at build time; a fresh checkout does it once, here.
+        prepare_manifest()
+    report_assets, report_checks = build_reports()
     jobs = {
         INGEST_JOB: define_asset_job(
             INGEST_JOB,
@@ -91,6 +98,11 @@ def build_definitions(settings: Settings) -> Definitions:
             partitions_def=semantic_duplicates.partitions_def,
             description="Semantic deduplication of one snapshot across its shards.",
         ),
+        REPORT_JOB: define_asset_job(
+            REPORT_JOB,
+            selection=AssetSelection.assets(*report_assets),
+            description="Build the dbt report models on the warehouse and run their tests.",
+        ),
         MIX_JOB: define_asset_job(
             MIX_JOB,
             selection=AssetSelection.assets(*mixture_assets),
@@ -99,8 +111,10 @@ def build_definitions(settings: Settings) -> Definitions:
         ),
     }
     return Definitions(
-        assets=with_automation([*ingestion_assets, *embedding_assets, *clustering_assets, *quality_assets, *mixture_assets]),
-        asset_checks=[*ingestion_checks, *embedding_checks, *clustering_checks, *quality_checks, *mixture_checks],
+        assets=with_automation(
+            [*ingestion_assets, *embedding_assets, *clustering_assets, *quality_assets, *mixture_assets, *report_assets]
+        ),
+        asset_checks=[*ingestion_checks, *embedding_checks, *clustering_checks, *quality_checks, *mixture_checks, *report_checks],
         jobs=list(jobs.values()),
         sensors=[build_snapshot_sensor(jobs[INGEST_JOB], settings.shard_keys, settings.snapshots_per_tick)],
         resources=build_resources(settings),

@@ -110,6 +110,7 @@ def materialize_snapshots(
     if per_shard(d.SCORE_JOB, deduplicated):
         for name in defs.resolve_job_def(d.MIX_JOB).partitions_def.get_partition_keys():
             run(d.MIX_JOB, name, name)
+        run(d.REPORT_JOB)
     return outcomes
 
 
