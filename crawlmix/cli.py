@@ -158,6 +158,12 @@ def _print_outcomes(settings: Settings, outcomes) -> None:
                   f"(target {meta['target']}), published version {meta['version']}")
             print(f"  data card: {meta['data_card']}")
 
+    for o in outcomes:
+        if o.job == d.REPORT_JOB:
+            tests = f"{sum(o.checks.values())}/{len(o.checks)} dbt tests passed"
+            print(f"\nreports: {len(o.materialized)} dbt models built in the warehouse, {tests}"
+                  + ("" if o.success else f" (FAILED: {(o.error or '')[:300]})"))
+
     warehouse = Warehouse(settings.warehouse_url)
     snapshots = sorted({o.partition.split("/")[0] for o in outcomes if o.job != d.MIX_JOB and o.partition})
     reasons = warehouse.read_frame(
@@ -178,7 +184,7 @@ def _print_outcomes(settings: Settings, outcomes) -> None:
     print(f"  duplicates   {root}/semantic_duplicates/<snapshot>/all.parquet")
     print(f"  quality      {root}/quality_scores/<snapshot>/<shard>.parquet")
     print(f"  mixtures     {root}/final_mixtures/<name>/current.json -> <version>.manifest.parquet, .docs-*.parquet, .card.md")
-    print(f"  warehouse    {warehouse.safe_url}")
+    print(f"  warehouse    {warehouse.safe_url}  (reports: cluster_summary, snapshot_drift, *_report)")
     print(f"  dagster home {os.environ['DAGSTER_HOME']}  (runs, materializations, check results)")
     print("open the UI:   crawlmix ui   (then http://127.0.0.1:3000)")
 
@@ -225,7 +231,11 @@ def entry_point() -> None:
     """Console-script entry. Every write is committed or atomically renamed by the time `main`
     returns, so the process ends without interpreter teardown, where DuckDB 2's native module would
     report objects Dagster still holds as "leaks" on stderr: noise a user cannot act on."""
+    import multiprocessing.util
+
     code = main()
+    # Release multiprocessing resources (semaphores of worker pools) as a normal exit would.
+    multiprocessing.util._exit_function()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
