@@ -7,7 +7,6 @@ same model and scores are comparable across its shards.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,17 +25,13 @@ from crawlmix.quality import (
     load_reference_texts,
 )
 from crawlmix.storage import Storage
-from crawlmix.tables import read_table
+from crawlmix.tables import read_table, sha256_of
 
 FAMILY_COLUMNS = ["pass_gopher", "pass_c4", "pass_fineweb", "pass_all"]
 
 
 def file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return sha256_of(path)[0][:16]
 
 
 def reference_vectors(store: Storage, model, reference_path: str) -> np.ndarray:

@@ -25,16 +25,22 @@ from crawlmix.clustering_steps import (
     fit_centroid_tree,
     label_vectors,
     labels_table,
+)
+from crawlmix.clustering_steps import (
     semantic_duplicates as find_semantic_duplicates,
 )
 from crawlmix.storage import stored_shards
 from crawlmix.tables import read_table, table_file_metadata, write_table
+from curation_assets import OWNERS
 from curation_assets.embedding import GPU_OP_TAGS, embedding_keys, load_vectors
-from curation_assets.partitions import SNAPSHOT_DIM, crawl_snapshots, split_partition_key
-from curation_assets.gates import gate_result
+from curation_assets.gates import aligned_with, gate_result
+from curation_assets.partitions import (
+    SNAPSHOT_DIM,
+    crawl_snapshots,
+    split_partition_key,
+)
 from resources import EmbedderResource, StorageResource, WarehouseResource
 
-OWNERS = ["team:data-curation"]
 CENTROIDS_CODE_VERSION = "centroids-1"
 LABELS_CODE_VERSION = "cluster_labels-1"
 SEMDEDUP_CODE_VERSION = "semantic_duplicates-1"
@@ -260,11 +266,8 @@ def build_clustering(partitions_def, shard_keys):
             in_range = (paths[:, t] >= 0) & (paths[:, t] < tree.config.ks[t])
             parent = np.where(in_range, tree.parents[t][np.clip(paths[:, t], 0, tree.config.ks[t] - 1)], -1)
             consistent &= in_range & (parent == paths[:, t + 1])
-        # Pad to the longer of the two so a row-count mismatch shows up as unequal ids.
-        rows = max(len(labels), len(embedded))
-        frame = labels.reindex(range(rows))
-        frame["embedded_doc_id"] = embedded + [None] * (rows - len(embedded))
-        frame["path_consistent"] = list(consistent) + [False] * (rows - len(labels))
+        frame = aligned_with(labels, embedded, "embedded_doc_id")
+        frame["path_consistent"] = list(consistent) + [False] * (len(frame) - len(labels))
         frame["n_labels"] = len(labels)
 
         def expectations(gxe):

@@ -19,12 +19,12 @@ from dagster import (
 from pydantic import Field
 
 from crawlmix.tables import CorruptFileError, read_table, sha256_of
-from curation_assets.partitions import split_partition_key
+from curation_assets import OWNERS
 from curation_assets.gates import gate_result
+from curation_assets.partitions import split_partition_key
 from resources import EmbedderResource, StorageResource
 
 EMBEDDINGS_CODE_VERSION = "embeddings-1"
-OWNERS = ["team:data-curation"]
 
 # Placement hints for multi-machine deployments: the Kubernetes executor/launcher reads
 # dagster-k8s/config, ECS reads ecs/task_overrides; both ask for one GPU for this step.

@@ -1,8 +1,18 @@
 """The shape every blocking gate returns: a Great Expectations outcome as a Dagster check result."""
 
+import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from crawlmix.expectations import SuiteOutcome
+
+
+def aligned_with(frame: pd.DataFrame, ids: list, column: str) -> pd.DataFrame:
+    """`frame` with the expected `ids` beside it as `column`, both padded to the longer of the two,
+    so a row-count mismatch shows up as unequal ids instead of a silently shorter comparison."""
+    rows = max(len(frame), len(ids))
+    out = frame.reindex(range(rows))
+    out[column] = list(ids) + [None] * (rows - len(ids))
+    return out
 
 
 def gate_result(outcome: SuiteOutcome, **metadata) -> AssetCheckResult:

@@ -27,13 +27,17 @@ from crawlmix.ingest import InputFileError, ReaderConfig, build_shard
 from crawlmix.settings import MAX_PARTITION_PAIRS
 from crawlmix.snapshots import assign_shards
 from crawlmix.tables import read_table, table_file_metadata, write_table
-from curation_assets.partitions import crawl_snapshots, partition_key_for, split_partition_key
-from curation_assets.versions import config_hash
+from curation_assets import OWNERS
 from curation_assets.gates import gate_result
+from curation_assets.partitions import (
+    crawl_snapshots,
+    partition_key_for,
+    split_partition_key,
+)
+from curation_assets.versions import config_hash
 from resources import SnapshotsResource, StorageResource, WarehouseResource
 
 RAW_CORPUS_CODE_VERSION = "raw_corpus-1"
-OWNERS = ["team:data-curation"]
 
 
 class RawCorpusConfig(Config):

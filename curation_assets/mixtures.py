@@ -18,16 +18,21 @@ from dagster import (
 )
 
 from crawlmix.centroid_store import load_current
-from crawlmix.mixture import build_mixture, evaluator_from_options, validate_against_corpus
+from crawlmix.mixture import (
+    build_mixture,
+    evaluator_from_options,
+    validate_against_corpus,
+)
 from crawlmix.mixture_steps import achieved_error, build_pool, publish, write_mixture
-from crawlmix.storage import stored_shards
 from crawlmix.quality import REFERENCE_SET_PATH, load_reference_texts
+from crawlmix.quality_steps import duplicate_ids
+from crawlmix.storage import stored_shards
 from crawlmix.tables import read_table, table_file_metadata
-from curation_assets.partitions import crawl_snapshots
+from curation_assets import OWNERS
 from curation_assets.gates import gate_result
+from curation_assets.partitions import crawl_snapshots
 from resources import EmbedderResource, StorageResource, WarehouseResource
 
-OWNERS = ["team:data-curation"]
 MIXTURES_CODE_VERSION = "final_mixtures-1"
 
 
@@ -142,7 +147,8 @@ def build_mixtures(specs):
         manifest = read_table(store, key).to_pandas()
         meta = table_file_metadata(store, key)
         current = load_current(store).version
-        duplicates = _removed_duplicates(store, manifest)
+        # Every manifest doc was scored, and scoring needed its snapshot's semantic_duplicates.
+        duplicates = set().union(*(duplicate_ids(store, s) for s in sorted(set(manifest["snapshot"]))))
         achieved = int(manifest["repeats"].sum()) if meta["unit"] == "documents" else int((manifest["n_tokens"] * manifest["repeats"]).sum())
         weights_total = sum(meta.get("weights", {}).values())
         frame = manifest.assign(
@@ -199,15 +205,6 @@ def _latest_version(store, name: str) -> str:
     if not store.exists(pointer):
         raise FileNotFoundError(f"mixture {name} has not been built: materialize final_mixtures[{name}]")
     return json.loads(store.read_bytes(pointer))["version"]
-
-
-def _removed_duplicates(store, manifest: pd.DataFrame) -> set[str]:
-    removed: set[str] = set()
-    for snapshot in sorted(set(manifest["snapshot"])):
-        key = store.key("semantic_duplicates", snapshot, "all", "parquet")
-        if store.exists(key):
-            removed.update(read_table(store, key, columns=["doc_id"]).column("doc_id").to_pylist())
-    return removed
 
 
 def _search_evaluator(store, spec, pool: pd.DataFrame):

@@ -29,12 +29,12 @@ from crawlmix.quality_steps import (
     snapshot_classifier,
 )
 from crawlmix.tables import read_table, write_table
+from curation_assets import OWNERS
 from curation_assets.embedding import embedding_keys, load_vectors
+from curation_assets.gates import aligned_with, gate_result
 from curation_assets.partitions import SNAPSHOT_DIM, split_partition_key
-from curation_assets.gates import gate_result
 from resources import EmbedderResource, StorageResource, WarehouseResource
 
-OWNERS = ["team:data-curation"]
 QUALITY_CODE_VERSION = "quality_scores-1"
 
 
@@ -155,9 +155,7 @@ def build_quality(partitions_def, shard_keys):
         store = storage.get_storage()
         scores = read_table(store, store.key("quality_scores", snapshot, shard, "parquet")).to_pandas()
         raw_ids = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["doc_id"]).column("doc_id").to_pylist()
-        rows = max(len(scores), len(raw_ids))
-        frame = scores.reindex(range(rows))
-        frame["raw_doc_id"] = raw_ids + [None] * (rows - len(raw_ids))
+        frame = aligned_with(scores, raw_ids, "raw_doc_id")
         frame["n_scores"] = len(scores)
         outcome = run_suite(frame, "quality_scores", lambda gxe: [
             gxe.ExpectColumnValuesToBeInSet(column="n_scores", value_set=[len(raw_ids)]),

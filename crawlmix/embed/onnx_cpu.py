@@ -271,11 +271,9 @@ def _rewrite_row_quantized(model, names: set) -> None:
 
 
 def _file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from crawlmix.tables import sha256_of
+
+    return sha256_of(path)[0]
 
 
 class OnnxRunner:
