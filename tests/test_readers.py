@@ -715,12 +715,14 @@ def test_parquet_missing_text_column_fails_the_file(tmp_path):
         read_file(tmp_path / "m.parquet")
 
 
-def test_corrupt_parquet_fails_the_file(tmp_path):
+def test_corrupt_parquet_is_one_quarantined_item(tmp_path):
     path = tmp_path / "bad.parquet"
     path.write_bytes(b"PAR1 this is not really parquet PAR1")
 
-    with pytest.raises(InputFileError, match=r"bad\.parquet"):
-        read_file(path)
+    bad = only_quarantined(read_file(path))
+
+    assert (bad.source_file, bad.source_offset, bad.reason) == (str(path), 0, "corrupt_file")
+    assert bad.detail.startswith("not a readable Parquet file, no rows read: ")
 
 
 # ---------------------------------------------------------------------------------------------

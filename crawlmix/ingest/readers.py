@@ -348,7 +348,12 @@ class _Skip:
 
 
 _RECORD_START = b"WARC/"
-_EMBEDDED_RECORD_START = re.compile(rb"\nWARC/1\.[01]\r?\n")
+# In skipped bytes a full version line starts a record even when it does not start a line: damage
+# can eat the line break before it.
+_VERSION_LINE = re.compile(rb"WARC/\d+\.\d+[ \t]*\r?\n")
+_ANY_VERSION_LINE = re.compile(rb"WARC/1\.[01]\r?\n")
+_RESYNC_RECORD_START = re.compile(rb"(?<=\n)WARC/|" + _ANY_VERSION_LINE.pattern)
+_RESYNC_KEEP = len(b"\nWARC/1.0\r")  # bytes rescanned with the next input: a start may straddle the end
 _SEPARATOR_BYTES = b"\r\n"
 
 
@@ -453,6 +458,10 @@ class _WarcParser:
                 out.append(self._header_cut_at(i))
                 return len(buf), False
             return i, False
+        # Not one record's header: a cut-off record run into the next one, which resyncing finds.
+        if not _VERSION_LINE.match(buf, i, end + separator) or _ANY_VERSION_LINE.search(buf, i + 1, end + separator):
+            self._skip = _Skip(self._offset_at(self._position + i), reported=False)
+            return i + 1, True
         record_offset = self._offset_at(self._position + i)
         block_start = end + separator
         try:
@@ -473,7 +482,7 @@ class _WarcParser:
             if not at_eof:
                 return i, False
             self._consume(i)
-            out.append(self._truncate(record))
+            out.append(self._truncate(record, _embedded_record_start(record)))
             return 0, True
         room = self._retain_limit - len(record.block)
         if room > 0:
@@ -485,17 +494,20 @@ class _WarcParser:
         """After a block: CR/LF, then the next record or the end of the file. Anything else means
         the declared length ran into the next record (truncated record) or junk follows."""
         buf = self._buf
+        block_end = i
         while i < len(buf) and buf[i] in _SEPARATOR_BYTES:
             i += 1
         rest = bytes(buf[i : i + len(_RECORD_START)])
         if rest == _RECORD_START or (at_eof and not rest):
             out.append(self._emit_record())
             return i, True
-        if _RECORD_START.startswith(rest) and not at_eof:
-            return i, False
-        if _embedded_record_start(self._record) is not None:
-            self._consume(i)
-            out.append(self._truncate(self._record))
+        # Undecided: keep the bytes from the block's end, a record start may straddle it.
+        if not at_eof and (_RECORD_START.startswith(rest) or len(buf) - block_end < _RESYNC_KEEP):
+            return block_end, False
+        cut = _embedded_record_start(self._record, buf[block_end : block_end + _RESYNC_KEEP])
+        if cut is not None:
+            self._consume(block_end)
+            out.append(self._truncate(self._record, cut))
             return 0, True
         out.append(self._emit_record())
         self._skip = _Skip(self._offset_at(self._position + i), reported=False)
@@ -509,7 +521,7 @@ class _WarcParser:
                     out.append(self._garbage_problem(self._skip.offset))
                 self._skip = None
                 return len(self._buf), False
-            return max(i, len(self._buf) - len(_RECORD_START)), False
+            return max(i, len(self._buf) - _RESYNC_KEEP), False
         if not self._skip.reported:
             out.append(self._garbage_problem(self._skip.offset))
         self._skip = None
@@ -519,11 +531,11 @@ class _WarcParser:
         del self._buf[:i]
         self._position += i
 
-    def _truncate(self, record: _OpenRecord) -> _Problem:
-        """A record shorter than its declared length. When the next record starts inside its block
-        (the declared length ran into it), re-read from there. Call with the buffer consumed."""
+    def _truncate(self, record: _OpenRecord, cut: int | None) -> _Problem:
+        """A record shorter than its declared length. When the next record starts at `cut` in its
+        block (the declared length ran into it), re-read from there. Call with the buffer consumed
+        up to the block's end."""
         self._record = None
-        cut = _embedded_record_start(record)
         if cut is None:
             return record.truncated()
         self._buf[:0] = record.block[cut:]
@@ -556,12 +568,17 @@ class _WarcParser:
             self._member_starts.pop(0)
 
 
-def _embedded_record_start(record: _OpenRecord) -> int | None:
-    """Index in the block of a record start at a line start, if the whole block was kept."""
+def _embedded_record_start(record: _OpenRecord, after: bytes = b"") -> int | None:
+    """Index in the block of a record start (a WARC version line), if the whole block was kept; one
+    that runs on into `after` (the bytes following the block) counts."""
     if len(record.block) < record.got:
         return None
-    found = _EMBEDDED_RECORD_START.search(record.block)
-    return None if found is None else found.start() + 1
+    # A version line anywhere: the block ran past a record boundary already, so where the next
+    # record starts (after a cut-off payload) need not be a line start.
+    found = _ANY_VERSION_LINE.search(bytes(record.block) + after)
+    if found is None or found.start() >= len(record.block):
+        return None
+    return found.start()
 
 
 def _header_end(buf: bytearray, start: int) -> tuple[int, int]:
@@ -601,12 +618,9 @@ def _content_length(headers: dict[str, str]) -> int:
 
 
 def _find_record_start(buf: bytearray, i: int) -> int:
-    """Index of the next "WARC/" at a line start at or after i, or -1."""
-    while True:
-        found = buf.find(_RECORD_START, i)
-        if found < 0 or found == 0 or buf[found - 1] == 0x0A:
-            return found
-        i = found + 1
+    """Index of the next "WARC/" at a line start, or "WARC/1.x" version line anywhere, at or after i; or -1."""
+    found = _RESYNC_RECORD_START.search(buf, i)
+    return -1 if found is None else found.start()
 
 
 def _warc_events(stream: BinaryIO, retain_limit: int) -> Iterator[_RawRecord | _Problem]:
@@ -642,6 +656,7 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 # WARC / WET records to documents
 
 
+_WARC_TYPE_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HTTP_STATUS_LINE = re.compile(rb"\s*HTTP/\d(?:\.\d)?\s+(\d{3})")
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "application/vnd.wap.xhtml+xml"})
 _PLAIN_TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown"})
@@ -661,6 +676,10 @@ def _read_warc(
                 yield _quarantined(source_file, event.offset, event.url, event.reason, event.detail)
         elif event.headers.get("warc-type", "").lower() == document_type:
             yield _record_item(event, source_file, config, to_document)
+        elif not _WARC_TYPE_TOKEN.fullmatch(event.headers.get("warc-type", "")):
+            # Mandatory, and a token: a damaged one could hide a document that would vanish unreported.
+            detail = f"WARC-Type {event.headers['warc-type']!r}" if "warc-type" in event.headers else "no WARC-Type"
+            yield _quarantined(source_file, event.offset, event.url, QuarantineReason.MALFORMED_RECORD, detail)
 
 
 def _record_item(
@@ -891,6 +910,7 @@ class _ZstdFrames(io.RawIOBase):
         self._frame = zstandard.ZstdDecompressor().decompressobj()
         self._pending = b""
         self._frame_started = False
+        self._broken: str | None = None  # raised once the frames decoded before the damage are read
 
     def readable(self) -> bool:
         return True
@@ -906,27 +926,29 @@ class _ZstdFrames(io.RawIOBase):
 
     def _decompress_more(self) -> bool:
         # Small input pieces: output per call is unbounded (zstd ratios reach the thousands).
+        if self._broken is not None:
+            raise _TruncatedStream(self._broken)
         compressed = self._source.read(_INFLATE_INPUT)
         if not compressed:
             if self._frame_started:
                 raise _TruncatedStream("zstd stream ends inside a frame")
             return False
-        try:
-            self._pending = self._decompress(compressed)
-        except zstandard.ZstdError as exc:
-            raise _TruncatedStream(f"corrupt zstd stream: {exc}") from None
+        self._pending = self._decompress(compressed)
         return True
 
     def _decompress(self, compressed: bytes) -> bytes:
         out = []
-        while compressed:
-            self._frame_started = True
-            out.append(self._frame.decompress(compressed))
-            if not self._frame.eof:
-                break
-            compressed = self._frame.unused_data
-            self._frame = zstandard.ZstdDecompressor().decompressobj()
-            self._frame_started = False
+        try:
+            while compressed:
+                self._frame_started = True
+                out.append(self._frame.decompress(compressed))
+                if not self._frame.eof:
+                    break
+                compressed = self._frame.unused_data
+                self._frame = zstandard.ZstdDecompressor().decompressobj()
+                self._frame_started = False
+        except zstandard.ZstdError as exc:  # the frames before the damage are still good
+            self._broken = f"corrupt zstd stream: {exc}"
         return b"".join(out)
 
 
@@ -1046,19 +1068,43 @@ _PARQUET_BATCH_ROWS = 1024
 
 
 def _read_parquet(stream: BinaryIO, source_file: str, config: ReaderConfig) -> Iterator[Document | Quarantined]:
+    """Rows in order. Damage found by Arrow (a bad footer, a corrupt page, a failed page checksum)
+    loses what it makes unreadable: the file, or one row group, quarantined with the row range."""
     with _seekable(stream) as seekable:
-        parquet = _open_parquet(seekable, source_file)
-        columns = _parquet_columns(parquet.schema_arrow, source_file, config)
-        row = 0
         try:
-            for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
-                texts = batch.column(0).to_pylist()
-                urls = batch.column(1).to_pylist() if batch.num_columns > 1 else [None] * batch.num_rows
-                for text, url in zip(texts, urls):
-                    yield _parquet_item(text, url, row, source_file, config)
-                    row += 1
+            parquet = pq.ParquetFile(seekable, page_checksum_verification=True)
+            schema = parquet.schema_arrow
+            group_rows = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
         except (pa.ArrowException, OSError) as exc:
-            raise InputFileError(source_file, f"corrupt Parquet data at row {row}: {exc}") from exc
+            detail = f"not a readable Parquet file, no rows read: {exc}"
+            yield _quarantined(source_file, 0, None, QuarantineReason.CORRUPT_FILE, detail)
+            return
+        columns = _parquet_columns(schema, source_file, config)
+        row = 0
+        for group, n_rows in enumerate(group_rows):
+            end = row + n_rows
+            try:
+                for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, row_groups=[group], columns=columns):
+                    texts = _column_values(batch.column(0))
+                    urls = _column_values(batch.column(1)) if batch.num_columns > 1 else [None] * batch.num_rows
+                    for text, url in zip(texts, urls):
+                        yield _parquet_item(text, url, row, source_file, config)
+                        row += 1
+            except (pa.ArrowException, OSError) as exc:
+                problem = f"{exc}"
+            else:
+                problem = "fewer rows than the file metadata states"
+            if row < end:
+                detail = f"corrupt row group {group}: rows {row} to {end - 1} lost: {problem}"
+                yield _quarantined(source_file, row, None, QuarantineReason.CORRUPT_FILE, detail)
+            row = max(row, end)
+
+
+def _column_values(column: pa.Array) -> list:
+    try:
+        return column.to_pylist()
+    except UnicodeDecodeError:  # invalid UTF-8 in a string column: decode (or reject) row by row
+        return column.cast(pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary()).to_pylist()
 
 
 @contextmanager
@@ -1071,13 +1117,6 @@ def _seekable(stream: BinaryIO) -> Iterator[BinaryIO]:
         shutil.copyfileobj(stream, spool, _READ_CHUNK)
         spool.seek(0)
         yield spool
-
-
-def _open_parquet(seekable: BinaryIO, source_file: str) -> pq.ParquetFile:
-    try:
-        return pq.ParquetFile(seekable)
-    except (pa.ArrowException, OSError) as exc:
-        raise InputFileError(source_file, f"not a readable Parquet file: {exc}") from exc
 
 
 def _parquet_columns(schema: pa.Schema, source_file: str, config: ReaderConfig) -> list[str]:

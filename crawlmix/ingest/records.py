@@ -31,6 +31,7 @@ class QuarantineReason(str, Enum):
     TRUNCATED_GZIP = "truncated_gzip"
     MALFORMED_JSON = "malformed_json"
     MALFORMED_RECORD = "malformed_record"
+    CORRUPT_FILE = "corrupt_file"  # Parquet: the file or a row group is unreadable; the detail names the rows lost
     EXACT_DUPLICATE = "exact_duplicate"
 
 
