@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pyarrow.parquet as pq
 import pytest
 
 from crawlmix.warehouse import Warehouse
+from tests.conftest import run_crawlmix
 
+# `demo_home` (tests/conftest.py) runs `crawlmix demo` once per session; tests/test_ui_browser.py shares it.
 pytestmark = pytest.mark.e2e
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _crawlmix(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRAWLMIX_", "DAGSTER_HOME"))}
-    env["CRAWLMIX_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "crawlmix.cli", *args],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=1200,
-    )
-
-
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("demo") / ".crawlmix"
-    proc = _crawlmix(home, "demo")
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return home, proc.stdout
 
 
 def test_demo_materializes_every_sample_shard_with_passing_checks(demo_home):
@@ -105,14 +84,14 @@ def test_demo_ends_with_published_mixtures_and_their_data_cards(demo_home):
 
 def test_status_lists_the_sample(demo_home):
     home, _ = demo_home
-    proc = _crawlmix(home, "status")
+    proc = run_crawlmix(home, "status")
     assert proc.returncode == 0, proc.stderr
     assert "sample-2026-11" in proc.stdout and "4/4" in proc.stdout
 
 
 def test_rerunning_the_demo_is_idempotent(demo_home):
     home, _ = demo_home
-    proc = _crawlmix(home, "demo")
+    proc = run_crawlmix(home, "demo")
     assert proc.returncode == 0, proc.stderr[-3000:]
     warehouse = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
     assert warehouse.count("snapshot_shard_stats") == 4
