@@ -7,6 +7,7 @@ is immutable once seen, and the file-to-shard assignment below is stable under r
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -31,7 +32,8 @@ def validate_snapshot_id(snapshot_id: str) -> str:
     """Snapshot ids become partition keys and path components, so they must be plain names."""
     if (
         not isinstance(snapshot_id, str)
-        or not _SNAPSHOT_ID.match(snapshot_id)
+        # fullmatch: `$` in match() would accept a trailing newline
+        or not _SNAPSHOT_ID.fullmatch(snapshot_id)
         or ".." in snapshot_id
     ):
         raise SnapshotError(
@@ -87,11 +89,10 @@ class SnapshotSource(ABC):
         for name in self.snapshot_ids():
             try:
                 validate_snapshot_id(name)
+                if self.is_complete(name):
+                    complete.append(name)
             except SnapshotError as exc:
                 rejected.append(str(exc))
-                continue
-            if self.is_complete(name):
-                complete.append(name)
         return complete, rejected
 
     def listing(self, snapshot_id: str) -> SnapshotListing:
@@ -113,7 +114,18 @@ class LocalSnapshotSource(SnapshotSource):
         self.root = str(Path(root).resolve())
 
     def _folder(self, snapshot_id: str) -> Path:
-        return Path(self.root) / validate_snapshot_id(snapshot_id)
+        folder = Path(self.root) / validate_snapshot_id(snapshot_id)
+        if not self._inside_root(folder):
+            raise SnapshotError(
+                f"snapshot {snapshot_id!r} is a link leading outside the snapshots root {self.root}"
+            )
+        return folder
+
+    def _inside_root(self, path: Path) -> bool:
+        """Whether ``path``, with every link followed (dangling or not), stays under the real root."""
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
     def snapshot_ids(self) -> list[str]:
         root = Path(self.root)
@@ -127,12 +139,19 @@ class LocalSnapshotSource(SnapshotSource):
     def _list_files(self, snapshot_id: str) -> list[tuple[str, int]]:
         folder = self._folder(snapshot_id)
         # Dangling links are listed on purpose: reading them fails the shard with the file's name,
-        # instead of the shard silently coming out short.
-        return [
-            (p.relative_to(folder).as_posix(), p.stat().st_size if p.exists() else 0)
-            for p in folder.rglob("*")
-            if p.is_file() or p.is_symlink()
-        ]
+        # instead of the shard silently coming out short. A link leading outside the snapshots root
+        # fails the listing: the pipeline must never read (and publish) files from elsewhere.
+        files = []
+        for p in folder.rglob("*"):
+            if not (p.is_file() or p.is_symlink()):
+                continue
+            name = p.relative_to(folder).as_posix()
+            if not self._inside_root(p):
+                raise SnapshotError(
+                    f"snapshot {snapshot_id!r}: {name} is a link leading outside the snapshots root {self.root}"
+                )
+            files.append((name, p.stat().st_size if p.exists() else 0))
+        return files
 
     def uri(self, snapshot_id: str, name: str) -> str:
         return str(self._folder(snapshot_id) / name)
@@ -175,7 +194,16 @@ class S3SnapshotSource(SnapshotSource):
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
             for obj in page.get("Contents", []):
-                files.append((obj["Key"][len(folder):], int(obj["Size"])))
+                name = obj["Key"][len(folder):]
+                if not name or name.endswith("/"):
+                    continue  # a zero-byte "folder" placeholder some uploaders create
+                if any(part in ("", ".", "..") for part in name.split("/")):
+                    # S3 keeps such keys literally, but HTTP clients and proxies may normalize
+                    # `..` in the request path and fetch an object outside the snapshot.
+                    raise SnapshotError(
+                        f"snapshot {snapshot_id!r}: object key {obj['Key']!r} has an empty, '.' or '..' path segment"
+                    )
+                files.append((name, int(obj["Size"])))
         return files
 
     def uri(self, snapshot_id: str, name: str) -> str:

@@ -67,7 +67,7 @@ def validate_key_part(part: str, what: str) -> str:
         raise ValueError(f"{what} must not be {part!r}")
     if len(part) > _MAX_PART_LEN:
         raise ValueError(f"{what} is longer than {_MAX_PART_LEN} characters")
-    if not _PART_RE.match(part):
+    if not _PART_RE.fullmatch(part):  # fullmatch: `$` in match() would accept a trailing newline
         raise ValueError(
             f"{what} {part!r} may contain only letters, digits, '-', '_' and '.' "
             "(no path separators, spaces or other characters)"
@@ -353,7 +353,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise ValueError(f"S3 URI {uri!r} has no bucket name (expected 's3://bucket[/prefix]')")
-    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
         raise ValueError(
             f"S3 URI {uri!r}: {bucket!r} is not a valid bucket name "
             "(3-63 lowercase letters, digits, '.', '-')"
@@ -383,7 +383,7 @@ class S3Storage(Storage):
     """Objects under ``s3://bucket/prefix`` through a boto3 S3 client."""
 
     def __init__(self, bucket: str, prefix: str, client: Any):
-        if not isinstance(bucket, str) or not _BUCKET_RE.match(bucket):
+        if not isinstance(bucket, str) or not _BUCKET_RE.fullmatch(bucket):
             raise ValueError(f"{bucket!r} is not a valid S3 bucket name")
         prefix = (prefix or "").strip("/")
         if prefix:

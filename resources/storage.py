@@ -23,7 +23,7 @@ class StorageResource(dg.ConfigurableResource):
     Example::
 
         StorageResource(
-            root=dg.EnvVar("CRAWLMIX_STORAGE_ROOT"),
+            root=dg.EnvVar("CRAWLMIX_STORAGE"),
             s3=S3Resource(endpoint_url=dg.EnvVar("CRAWLMIX_S3_ENDPOINT_URL")),
         )
     """

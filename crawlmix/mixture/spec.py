@@ -23,6 +23,7 @@ leaf, as in the ``cluster_l1`` column); ``level: top`` is accepted where a level
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -45,6 +46,8 @@ __all__ = [
 
 POLICIES = ("balanced", "weighted", "quality_topk", "search")
 FORMATS = ("parquet", "jsonl.gz")
+# Token counting in the pool is the approximate one (characters / 4); no other tokenizer is wired.
+TOKENIZERS = ("approx",)
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -243,7 +246,7 @@ def _weighted_opts(o: dict, where: str) -> dict:
 def _evaluator_opt(v: Any, where: str) -> dict:
     if isinstance(v, str):
         v = {"type": v}
-    e = _map(v, where, ("type", "function", "command", "timeout_s", "token_budget", "order", "target"), ("type",))
+    e = _map(v, where, EVALUATOR_FIELDS, ("type",))
     t = _str(e["type"], f"{where}.type", ("ngram", "python", "command"))
     out: dict[str, Any] = {"type": t}
     if t == "python":
@@ -274,6 +277,8 @@ def _evaluator_opt(v: Any, where: str) -> dict:
             raise _err(f"{where}.{k}", f"does not apply to a {t!r} evaluator")
     return out
 
+
+EVALUATOR_FIELDS = ("type", "function", "command", "timeout_s", "token_budget", "order", "target")
 
 _POLICY_OPTIONS: dict[str, tuple[str, ...]] = {
     "balanced": ("within_leaf",),
@@ -374,7 +379,7 @@ def parse_mixture_spec(d: Any, index: int = 0) -> MixtureSpec:
     if "tokenizer" in s and unit != "tokens":
         raise MixtureSpecError(f"{w('size.tokenizer')}: only applies to a tokens size")
     size = Size(unit, _int(s[unit], w(f"size.{unit}"), lo=1),
-                _str(s.get("tokenizer", "approx"), w("size.tokenizer")))
+                _str(s.get("tokenizer", "approx"), w("size.tokenizer"), TOKENIZERS))
 
     policy = _str(d["policy"], w("policy"), POLICIES)
     options = _options(policy, d.get("options"), w("options"))
@@ -478,6 +483,10 @@ def validate_against_corpus(
 
     for i, ref in enumerate(spec.filters.exclude_clusters):
         check_ref(ref, f"filters.exclude_clusters[{i}]")
+    evaluator = spec.options.get("evaluator") or {}
+    target = evaluator.get("target")
+    if target is not None and not os.path.exists(target):
+        raise MixtureSpecError(f"{label}: options.evaluator.target: no such file or folder {target!r}")
     o = spec.options
     lvl = o.get("level", "top")
     lvl_n = L if lvl == "top" else int(lvl)
