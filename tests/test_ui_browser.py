@@ -7,6 +7,7 @@ system Chromium; no browser is downloaded. Screenshots land in test-artifacts/ui
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -80,13 +81,11 @@ def _wait_for_location(url: str, proc: subprocess.Popen, log: Path, timeout: flo
     raise AssertionError(f"code location not loaded after {timeout:.0f} s ({last}); log:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="module")
-def webserver(demo_home, tmp_path_factory) -> Iterator[str]:
-    home, _ = demo_home
+@contextlib.contextmanager
+def _webserver(home: Path, dagster_home: Path, log: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**crawlmix_env(home), **OFFLINE_ENV, "DAGSTER_HOME": str(home / "dagster")}
-    log = tmp_path_factory.mktemp("webserver") / "dagster-webserver.log"
+    env = {**crawlmix_env(home), **OFFLINE_ENV, "DAGSTER_HOME": str(dagster_home), **(extra_env or {})}
     command = [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml",
                "-h", "127.0.0.1", "-p", str(port)]
     with open(log, "wb") as out:
@@ -98,6 +97,14 @@ def webserver(demo_home, tmp_path_factory) -> Iterator[str]:
         yield url
     finally:
         _stop_group(proc)
+
+
+@pytest.fixture(scope="module")
+def webserver(demo_home, tmp_path_factory) -> Iterator[str]:
+    home, _ = demo_home
+    log = tmp_path_factory.mktemp("webserver") / "dagster-webserver.log"
+    with _webserver(home, home / "dagster", log) as url:
+        yield url
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
@@ -115,16 +122,15 @@ def _stop_group(proc: subprocess.Popen) -> None:
         pass
 
 
-@pytest.fixture(scope="module")
-def page(webserver):
+@contextlib.contextmanager
+def _browser_page(base_url: str):
     from playwright.sync_api import sync_playwright
 
     executable = _chromium()
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True)
-        context = browser.new_context(viewport={"width": 1600, "height": 1400}, base_url=webserver)
+        context = browser.new_context(viewport={"width": 1600, "height": 1400}, base_url=base_url)
         context.set_default_timeout(30_000)
         # The once-per-browser "join the community" dialog would cover the page; a user dismisses it once.
         context.add_init_script("window.localStorage.setItem('communityNux', 'true')")
@@ -132,6 +138,12 @@ def page(webserver):
             yield context.new_page()
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(webserver):
+    with _browser_page(webserver) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +225,21 @@ def test_centroids_metadata_shows_rendered_plots(page, asset, entry, size):
     _save(dialog, f"{asset}-{entry}.png")
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
+
+
+def test_asset_page_loads_with_200_snapshots_x_8_shards_registered(tmp_path):
+    """Load: the partition space of a long-running deployment (1,600 partitions) still renders."""
+    from tests.load_fixtures import make_registered_instance
+
+    deployment = make_registered_instance(tmp_path / "home", n_snapshots=200, n_shards=8)
+    deployment.instance.dispose()
+    with _webserver(deployment.home, deployment.home / "dagster", tmp_path / "webserver.log", deployment.env) as url:
+        with _browser_page(url) as page:
+            started = time.monotonic()
+            _open(page, "/assets/raw_corpus?view=partitions")
+            expect(page.get_by_text("1,600 Partitions", exact=False).first).to_be_visible()
+            expect(page.get_by_text("Missing (1600)").first).to_be_visible()
+            elapsed = time.monotonic() - started
+            _save(page, "raw_corpus-partitions-200x8.png")
+    print(f"raw_corpus partitions page with 200 x 8 partitions: {elapsed:.1f} s")
+    assert elapsed < 30
