@@ -15,6 +15,12 @@ import numpy as np
 
 from crawlmix.cluster import HierarchicalKMeans
 from crawlmix.storage import Storage
+from crawlmix.tables import (
+    checked_write,
+    open_verified,
+    read_bytes_verified,
+    write_bytes_checked,
+)
 
 _SCOPE = "global"
 
@@ -46,10 +52,9 @@ def save_tree(store: Storage, fitted: CentroidTree) -> dict[str, str]:
     """Write the tree and its names, then move the current pointer (last, so readers never see a
     pointer to files that are not there yet)."""
     npz_key, names_key = tree_keys(store, fitted.version)
-    with store.atomic_write_path(npz_key) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **fitted.tree.to_arrays())
-    store.write_bytes(names_key, json.dumps(_names_payload(fitted), sort_keys=True).encode())
+    with checked_write(store, npz_key) as pending:
+        np.savez(pending.path, **fitted.tree.to_arrays())
+    write_bytes_checked(store, names_key, json.dumps(_names_payload(fitted), sort_keys=True).encode())
     pointer = {
         "version": fitted.version,
         "tree": npz_key,
@@ -57,7 +62,7 @@ def save_tree(store: Storage, fitted: CentroidTree) -> dict[str, str]:
         "fit_mean_distance": fitted.fit_mean_distance,
         **fitted.fit_info,
     }
-    store.write_bytes(current_key(store), json.dumps(pointer, sort_keys=True).encode())
+    write_bytes_checked(store, current_key(store), json.dumps(pointer, sort_keys=True).encode())
     return {"tree": store.uri(npz_key), "names": store.uri(names_key), "current": store.uri(current_key(store))}
 
 
@@ -67,15 +72,15 @@ def load_current(store: Storage) -> CentroidTree:
             f"no centroids fitted yet under {store.uri(current_key(store))}: materialize the `centroids` "
             "asset (job fit_centroids) before labelling"
         )
-    pointer = json.loads(store.read_bytes(current_key(store)))
-    with store.local_copy(pointer["tree"]) as path:
-        tree = HierarchicalKMeans.load(path)
+    pointer = json.loads(read_bytes_verified(store, current_key(store)))
+    with open_verified(store, pointer["tree"]) as handle, np.load(handle, allow_pickle=False) as arrays:
+        tree = HierarchicalKMeans.from_arrays({k: arrays[k] for k in arrays.files})
     if tree.version != pointer["version"]:
         raise ValueError(
             f"{store.uri(pointer['tree'])} holds tree {tree.version[:12]} but current.json points at "
             f"{pointer['version'][:12]}: re-materialize `centroids`"
         )
-    names_payload = json.loads(store.read_bytes(pointer["names"]))
+    names_payload = json.loads(read_bytes_verified(store, pointer["names"]))
     info = {k: v for k, v in pointer.items() if k not in ("version", "tree", "names", "fit_mean_distance")}
     return CentroidTree(
         tree=tree,

@@ -28,7 +28,7 @@ from crawlmix.cluster import (
     semdedup_all_scores,
 )
 from crawlmix.storage import Storage
-from crawlmix.tables import read_table
+from crawlmix.tables import open_npy, read_table
 
 ShardRef = tuple[str, str]  # (snapshot, shard)
 
@@ -51,8 +51,9 @@ def auto_ks(n: int, docs_per_leaf: int = 40, branching: int = 5, top_min: int = 
 
 
 def embeddings_rows(store: Storage, ref: ShardRef) -> int:
-    with store.local_copy(store.key("embeddings", ref[0], ref[1], "npy")) as path:
-        return int(np.load(path, mmap_mode="r").shape[0])
+    # Verified too: a corrupt header would skew the sample even if no row of the shard is drawn.
+    with open_npy(store, store.key("embeddings", ref[0], ref[1], "npy")) as vectors:
+        return int(vectors.shape[0])
 
 
 def draw_fit_sample(store: Storage, shards: Sequence[ShardRef], sample_size: int, seed: int) -> FitSample:
@@ -69,8 +70,8 @@ def draw_fit_sample(store: Storage, shards: Sequence[ShardRef], sample_size: int
         local = chosen[lo:hi] - offsets[i]
         if not len(local):
             continue
-        with store.local_copy(store.key("embeddings", ref[0], ref[1], "npy")) as path:
-            blocks.append(np.asarray(np.load(path, mmap_mode="r")[local], dtype=np.float32))
+        with open_npy(store, store.key("embeddings", ref[0], ref[1], "npy")) as vectors:
+            blocks.append(np.asarray(vectors[local], dtype=np.float32))
         refs.append(ref)
         rows.append(local)
     dim = blocks[0].shape[1] if blocks else 0
@@ -240,12 +241,9 @@ def _batches(groups: list[np.ndarray], max_rows: int):
 
 @contextmanager
 def _shard_vectors(store: Storage, refs: Sequence[ShardRef]):
-    """Memory maps of the shards' embeddings, open for the duration of the block."""
+    """Verified memory maps of the shards' embeddings, open for the duration of the block."""
     with ExitStack() as stack:
-        yield [
-            np.load(stack.enter_context(store.local_copy(store.key("embeddings", snap, shard, "npy"))), mmap_mode="r")
-            for snap, shard in refs
-        ]
+        yield [stack.enter_context(open_npy(store, store.key("embeddings", snap, shard, "npy"))) for snap, shard in refs]
 
 
 def _gather(maps: list[np.ndarray], shard_index: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -21,7 +21,12 @@ import pyarrow as pa
 from crawlmix.centroid_store import CentroidTree
 from crawlmix.mixture import MixtureResult, MixtureSpec
 from crawlmix.storage import Storage
-from crawlmix.tables import read_table, table_file_metadata, write_table
+from crawlmix.tables import (
+    read_table,
+    table_file_metadata,
+    write_bytes_checked,
+    write_table,
+)
 
 DOCS_PER_FILE = 50_000
 CHARS_PER_TOKEN = 4  # the approximate tokenizer: about four characters per token for English web text
@@ -108,13 +113,13 @@ def write_mixture(
         if "jsonl.gz" in spec.formats:
             jsonl_key = f"{base}/{version}.docs-{i:05d}.jsonl.gz"
             lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part.to_dict(orient="records"))
-            store.write_bytes(jsonl_key, gzip.compress(lines.encode(), mtime=0))
+            write_bytes_checked(store, jsonl_key, gzip.compress(lines.encode(), mtime=0))
             doc_keys.append(jsonl_key)
     comp = composition(selection, centroids)
     card_key = f"{base}/{version}.card.md"
-    store.write_bytes(card_key, data_card(spec, result, comp, centroids, version, provenance).encode())
+    write_bytes_checked(store, card_key, data_card(spec, result, comp, centroids, version, provenance).encode())
     # What the gate and publication act on: the version just built, not yet the published one.
-    store.write_bytes(f"{base}/latest.json", json.dumps({"mixture": spec.name, "version": version}).encode())
+    write_bytes_checked(store, f"{base}/latest.json", json.dumps({"mixture": spec.name, "version": version}).encode())
     return WrittenMixture(version, manifest_key, doc_keys, card_key, comp)
 
 
@@ -177,7 +182,7 @@ def current_pointer_key(name: str) -> str:
 def publish(store: Storage, name: str, version: str, card_key: str) -> str:
     """Move the mixture's `current` pointer to `version` (one atomic write)."""
     key = current_pointer_key(name)
-    store.write_bytes(key, json.dumps({"mixture": name, "version": version, "card": card_key}, sort_keys=True).encode())
+    write_bytes_checked(store, key, json.dumps({"mixture": name, "version": version, "card": card_key}, sort_keys=True).encode())
     return key
 
 

@@ -25,7 +25,15 @@ from crawlmix.quality import (
     load_reference_texts,
 )
 from crawlmix.storage import Storage
-from crawlmix.tables import read_table, sha256_of
+from crawlmix.tables import (
+    CorruptFileError,
+    checked_write,
+    open_npy,
+    read_bytes_verified,
+    read_table,
+    sha256_of,
+    write_bytes_checked,
+)
 
 FAMILY_COLUMNS = ["pass_gopher", "pass_c4", "pass_fineweb", "pass_all"]
 
@@ -35,32 +43,42 @@ def file_digest(path: str) -> str:
 
 
 def reference_vectors(store: Storage, model, reference_path: str) -> np.ndarray:
-    """Embeddings of the reference set, cached in storage per (reference file, embedding version)."""
+    """Embeddings of the reference set, cached in storage per (reference file, embedding version).
+
+    The cache is verified like any intermediate; a damaged (or unchecksummed) copy is recomputed
+    and replaced, since it is derived only from the reference file and the model."""
     from crawlmix.embed import embed_texts
 
     key = store.key("quality_reference", "global", f"{file_digest(reference_path)}-{model.embedding_version}", "npy")
     if store.exists(key):
-        with store.local_copy(key) as path:
-            return np.load(path)
+        try:
+            with open_npy(store, key) as cached:
+                return np.array(cached)
+        except CorruptFileError:
+            pass
     vectors = embed_texts(model, load_reference_texts(reference_path))
-    with store.atomic_write_path(key) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, vectors)
+    with checked_write(store, key) as pending, open(pending.path, "wb") as handle:
+        np.save(handle, vectors)
     return vectors
 
 
 def snapshot_classifier(
     store: Storage, model, snapshot: str, shards: Sequence[str], reference_path: str, seed: int, max_negatives: int = 20_000
 ) -> QualityClassifier:
-    """The snapshot's classifier: loaded when an earlier shard already fit it, else fit and stored."""
+    """The snapshot's classifier: loaded when an earlier shard already fit it, else fit and stored.
+
+    A stored classifier whose bytes fail their checksum is refit (seeded, so the same model) and replaced."""
     name = f"{file_digest(reference_path)}-{model.embedding_version}-{seed}"
     key = store.key("quality_classifier", snapshot, name, "json")
     if store.exists(key):
-        return QualityClassifier.from_dict(json.loads(store.read_bytes(key)))
+        try:
+            return QualityClassifier.from_dict(json.loads(read_bytes_verified(store, key)))
+        except CorruptFileError:
+            pass
     positives = reference_vectors(store, model, reference_path)
     crawl = draw_fit_sample(store, [(snapshot, s) for s in shards], max_negatives, seed).vectors
     classifier = QualityClassifier().fit(positives, crawl, seed=seed)
-    store.write_bytes(key, json.dumps(classifier.to_dict(), sort_keys=True).encode())
+    write_bytes_checked(store, key, json.dumps(classifier.to_dict(), sort_keys=True).encode())
     return classifier
 
 

@@ -102,7 +102,7 @@ def test_sigkill_then_rerun_gives_identical_bytes(model, shard, tmp_path):
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (crash / "e.npy").exists()
     chunks = [n for n in _listing(crash / "work") if n.startswith("chunk-")]
-    assert chunks == ["chunk-000000.npy", "chunk-000001.npy"]
+    assert chunks == ["chunk-000000.npy", "chunk-000000.npy.sha256", "chunk-000001.npy", "chunk-000001.npy.sha256"]
 
     resumed = _child(args, kill_after=0)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -7,6 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, asset, define_asset_job
 
+from crawlmix.storage import LocalStorage
+from crawlmix.tables import record_checksum, sha256_of
 from curation_assets.definitions import MAIN_JOB, build_definitions
 from curation_assets.partitions import snapshot_shard_partitions
 from tests.dagster_harness import make_snapshot, run_partition, settings_for
@@ -91,6 +93,9 @@ def test_gate_fails_on_planted_damage_and_blocks_downstream(small_home, damage):
         else:
             vectors = vectors[:-1]
         np.save(npy, vectors)
+        # A writer that produced bad vectors records their checksum too: this is the gate's case, not
+        # a damaged file's (tests/test_corrupt_intermediates.py covers those).
+        record_checksum(LocalStorage(small_home.storage_root), "embeddings/snap-a/000.npy", *sha256_of(str(npy)))
 
         result = run_partition(defs, instance, "snap-a", "000", "check_then_consume")
         assert not result.success

@@ -8,6 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, Definitions, define_asset_job
 
+from crawlmix.storage import LocalStorage
+from crawlmix.tables import record_checksum, sha256_of
 from crawlmix.warehouse import Warehouse
 from curation_assets import definitions as d
 from curation_assets.partitions import crawl_snapshots, partition_key_for
@@ -120,6 +122,8 @@ def test_gate_blocks_publication_of_a_mixture_with_a_below_floor_document(world)
     import pyarrow as pa
 
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(table.schema.metadata), manifest_path)
+    # Planted by a (buggy) writer, so checksummed like any output: the gate, not verification, must catch it.
+    record_checksum(LocalStorage(settings.storage_root), f"final_mixtures/small-balanced/{published}.manifest.parquet", *sha256_of(str(manifest_path)))
     (folder / "current.json").write_text(json.dumps({"mixture": "small-balanced", "version": "previous"}))
 
     job = define_asset_job(

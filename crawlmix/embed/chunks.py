@@ -2,7 +2,8 @@
 
 Rows are processed in fixed chunks ``[i*chunk_rows, (i+1)*chunk_rows)``. Each chunk's vectors are
 written atomically (temporary name, fsync, ``os.replace``) as ``work_dir/chunk-<i:06d>.npy``; a
-rerun skips every complete chunk (shape and dtype checked; a damaged chunk is recomputed). When
+rerun skips every complete chunk (shape, dtype and a sha256 written after the chunk checked; a
+damaged chunk is recomputed). When
 all chunks exist, the final ``.npy`` is assembled through a memory map under a temporary name and
 renamed into place, the ids Parquet likewise, and the chunk folder is deleted.
 
@@ -20,12 +21,14 @@ import os
 import shutil
 import time
 import uuid
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import BinaryIO
 
 import numpy as np
 
 from crawlmix.embed.model import LoadedModel
 from crawlmix.embed.pipeline import embed_batches
+from crawlmix.tables import sha256_of
 
 __all__ = ["embed_shard_resumable", "embed_parquet_resumable", "ParquetTextSource", "TextSource"]
 
@@ -48,13 +51,15 @@ class ParquetTextSource(TextSource):
     the text column; the ids column is read separately (ids are small).
     """
 
-    def __init__(self, path: str, text_column: str = "text", id_column: str = "doc_id"):
+    def __init__(self, path: str | BinaryIO, text_column: str = "text", id_column: str = "doc_id", name: str | None = None):
+        """`path` is a local path or an open binary handle (e.g. one whose bytes were just verified
+        against their checksum: reading through it guarantees those same bytes are embedded)."""
         import pyarrow.parquet as pq
 
-        self.path = str(path)
+        self.path = name or (os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(getattr(path, "name", path)))
         self.text_column = text_column
         self.id_column = id_column
-        self._file = pq.ParquetFile(self.path)
+        self._file = pq.ParquetFile(path, page_checksum_verification=True)
         names = self._file.schema_arrow.names
         for column in (text_column, id_column):
             if column not in names:
@@ -123,9 +128,29 @@ def _save_npy_atomic(path: str, array: np.ndarray) -> None:
         raise
 
 
+def _chunk_digest_path(path: str) -> str:
+    return path + ".sha256"
+
+
+def _save_chunk(path: str, array: np.ndarray) -> None:
+    """A chunk and then its digest: a chunk without a matching digest is recomputed, never reused."""
+    _save_npy_atomic(path, array)
+    tmp = _atomic_path(_chunk_digest_path(path))
+    with open(tmp, "w", encoding="ascii") as handle:
+        handle.write(sha256_of(path)[0])
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, _chunk_digest_path(path))
+
+
 def _chunk_ok(path: str, rows: int, dim: int) -> bool:
-    """A chunk file is usable when its header says float16 [rows, dim] and its size matches."""
+    """A chunk file is usable when its header says float16 [rows, dim], its size matches and its
+    bytes match the digest written after it (a bit flipped on disk since then means recompute)."""
     try:
+        with open(_chunk_digest_path(path), encoding="ascii") as handle:
+            recorded = handle.read().strip()
+        if sha256_of(path)[0] != recorded:
+            return False
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception:
         return False
@@ -174,7 +199,7 @@ def _write_ids_atomic(path: str, doc_ids: Sequence[str]) -> None:
     tmp = _atomic_path(path)
     try:
         table = pa.table({"doc_id": pa.array([str(x) for x in doc_ids], type=pa.string())})
-        pq.write_table(table, tmp, compression="zstd", row_group_size=65536)
+        pq.write_table(table, tmp, compression="zstd", row_group_size=65536, write_page_checksum=True)
         _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -291,7 +316,7 @@ def embed_shard_resumable(
     computed_rows = 0
     done = 0
     for i, vectors in zip(todo, embed_batches(model, (read_chunk(i) for i in todo))):
-        _save_npy_atomic(chunk_path(i), np.ascontiguousarray(vectors, dtype=np.float16))
+        _save_chunk(chunk_path(i), np.ascontiguousarray(vectors, dtype=np.float16))
         computed_rows += len(vectors)
         done += 1
         if on_chunk is not None:
@@ -322,7 +347,7 @@ def embed_shard_resumable(
 
 def embed_parquet_resumable(
     model: LoadedModel,
-    parquet_path: str,
+    parquet_path: str | BinaryIO,
     work_dir: str,
     final_npy: str,
     final_ids: str,
@@ -331,7 +356,8 @@ def embed_parquet_resumable(
     id_column: str = "doc_id",
     on_chunk: Callable[[dict], None] | None = None,
 ) -> dict:
-    """:func:`embed_shard_resumable` for a local raw_corpus Parquet file (columns doc_id, text)."""
+    """:func:`embed_shard_resumable` for a raw_corpus Parquet file (columns doc_id, text): a local path
+    or an open binary handle."""
     source = ParquetTextSource(parquet_path, text_column=text_column, id_column=id_column)
     stats = embed_shard_resumable(
         model, source, source.n_rows, source.read_ids(), work_dir, final_npy, final_ids, chunk_rows, on_chunk
