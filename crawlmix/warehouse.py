@@ -196,6 +196,8 @@ mixture_composition = sa.Table(
     sa.Column("docs", sa.BigInteger, nullable=False),
     sa.Column("tokens", sa.BigInteger, nullable=False),
     sa.Column("share", sa.Double, nullable=False),
+    # Nullable: rows of versions built before the column existed keep no build time.
+    sa.Column("built_at", sa.DateTime(timezone=True), nullable=True),
 )
 register_table(mixture_composition)
 
@@ -312,6 +314,30 @@ def _to_python(value: Any) -> Any:
     if value is pd.NA or value is pd.NaT:
         return None
     return value
+
+
+def _add_missing_columns(conn: Connection, tables: Sequence[sa.Table]) -> None:
+    """Add nullable columns that a newer release declares to tables an older release created.
+
+    Identifiers and types come from the registered tables, never from data.
+    """
+    # information_schema rather than SQLAlchemy's inspector, which duckdb-engine cannot serve on DuckDB 2.
+    query = sa.text(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = :table_name"
+    )
+    for table in tables:
+        present = set(conn.execute(query, {"table_name": table.name}).scalars())
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise WarehouseError(
+                    f"warehouse table {table.name} lacks the required column {column.name}: it was created by "
+                    "an incompatible release; drop the table and re-materialize the assets that write it"
+                )
+            column_type = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {column_type}'))
 
 
 class Warehouse:
@@ -531,6 +557,7 @@ class Warehouse:
                     sa.select(sa.func.pg_advisory_xact_lock(_advisory_key(_ADVISORY_ENSURE_TABLES)))
                 )
             METADATA.create_all(conn, tables=tables, checkfirst=True)
+            _add_missing_columns(conn, tables)
 
         for attempt in range(3):
             try:

@@ -1,6 +1,7 @@
 """Clustering domain: `centroids` (global tree), `cluster_labels` per shard, `semantic_duplicates` per snapshot."""
 
 import json
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from crawlmix import plots
 from crawlmix.centroid_store import load_current, save_tree
 from crawlmix.clustering_steps import (
     drift_ratio,
@@ -30,9 +32,9 @@ from crawlmix.clustering_steps import (
     semantic_duplicates as find_semantic_duplicates,
 )
 from crawlmix.storage import stored_shards
-from crawlmix.tables import read_table, table_file_metadata, write_table
+from crawlmix.tables import open_npy, read_table, table_file_metadata, write_table
 from curation_assets import OWNERS
-from curation_assets.embedding import GPU_OP_TAGS, embedding_keys, load_vectors
+from curation_assets.embedding import GPU_OP_TAGS, embedding_keys
 from curation_assets.gates import aligned_with, gate_result
 from curation_assets.partitions import (
     SNAPSHOT_DIM,
@@ -51,33 +53,36 @@ class CentroidsConfig(Config):
     ks: list[int] = Field(
         default=[], description="clusters per level, leaves first (e.g. [1000, 100, 10]); empty = about 40 docs per leaf, 5x fewer per level up"
     )
-    sample_size: int = Field(default=100_000, description="most documents the fit samples (uniform across the scope)")
-    n_iter: int = Field(default=20, description="Lloyd iterations per fit")
+    sample_size: int = Field(default=100_000, gt=0, description="most documents the fit samples (uniform across the scope)")
+    n_iter: int = Field(default=20, ge=1, description="Lloyd iterations per fit")
     resampling_steps: list[int] = Field(default=[], description="per level; empty = 0 at level 1, 10 above (Vo et al.)")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
 
 
 class LabelDriftConfig(Config):
     max_drift_ratio: float = Field(
         default=1.25,
+        gt=0.0,
         description="warn when a shard's mean distance to its leaf centroid exceeds the fit sample's by this factor",
     )
 
 
 class SemanticDuplicatesConfig(Config):
-    scope: str = Field(
+    scope: Literal["snapshot", "with_earlier"] = Field(
         default="snapshot",
         description="snapshot: within this snapshot only | with_earlier: also against every snapshot registered before it",
     )
     eps: float = Field(
         default=0.1,
+        ge=0.0,
+        le=2.0,
         description="remove a doc whose cosine to an earlier doc of its cluster exceeds 1 - eps; 0.1 had precision 1.00, recall 0.86 on planted near-duplicates (benchmarks/cluster.py)",
     )
-    order: str = Field(default="hard", description="hard (farthest from centroid first, kept first) | easy | random")
-    seed: int = 0
+    order: Literal["hard", "easy", "random"] = Field(default="hard", description="hard (farthest from centroid first, kept first) | easy | random")
+    seed: int = Field(default=0, ge=0)
 
 
-def build_clustering(partitions_def, shard_keys):
+def build_clustering(partitions_def, shard_keys, warehouse_pool: str | None = None):
     @asset(
         deps=[AssetDep("embeddings")],
         pool="gpu",
@@ -140,6 +145,14 @@ def build_clustering(partitions_def, shard_keys):
                 "fit_mean_distance": round(fitted.fit_mean_distance, 6),
                 "device": device,
                 "top_level_clusters": MetadataValue.md(_cluster_table_md(fitted.names[top], tree.sizes[top], fitted.keywords[top])),
+                "largest_leaf_clusters": MetadataValue.md(_cluster_table_md(fitted.names[0], tree.sizes[0], fitted.keywords[0], limit=20)),
+                "cluster_sizes": MetadataValue.md(plots.png_markdown(plots.cluster_sizes_png(
+                    tree.sizes[0], tree.sizes[top], fitted.names[top],
+                    title=f"fit sample of {fitted.fit_info['sample_rows']} documents",
+                ), "cluster sizes of the fit sample")),
+                "centroid_map": MetadataValue.md(plots.png_markdown(plots.centroid_projection_png(
+                    tree.centroids[0], tree.leaf_ancestors()[:, top], fitted.names[top], tree.sizes[0],
+                ), "leaf centroids projected on two principal components")),
                 "code_version": CENTROIDS_CODE_VERSION,
             }
         )
@@ -185,6 +198,7 @@ def build_clustering(partitions_def, shard_keys):
 
     @asset(
         partitions_def=partitions_def,
+        pool=warehouse_pool,
         deps=["embeddings", "centroids"],
         group_name="clustering",
         kinds={"numpy", "parquet"},
@@ -204,8 +218,7 @@ def build_clustering(partitions_def, shard_keys):
         current = load_current(store)
         npy_key, ids_key = embedding_keys(store, snapshot, shard)
         doc_ids = read_table(store, ids_key, columns=["doc_id"]).column("doc_id").to_pylist()
-        with store.local_copy(npy_key) as npy_path:
-            vectors = load_vectors(store, snapshot, shard, npy_path)
+        with open_npy(store, npy_key) as vectors:
             paths, distances = label_vectors(vectors, current, device=embedder.get_model().device)
         table = labels_table(doc_ids, paths, distances, current.version)
         key = store.key("cluster_labels", snapshot, shard, "parquet")
@@ -238,6 +251,11 @@ def build_clustering(partitions_def, shard_keys):
                     current.names[top], dict(zip(np.asarray(top_ids).tolist(), np.asarray(top_counts).tolist())),
                     current.keywords[top],
                 )),
+                "cluster_sizes": MetadataValue.md(plots.png_markdown(plots.cluster_sizes_png(
+                    np.unique(paths[:, 0], return_counts=True)[1],
+                    dict(zip(np.asarray(top_ids).tolist(), np.asarray(top_counts).tolist())),
+                    current.names[top], title=f"{snapshot} / shard {shard}",
+                ), f"cluster sizes in {snapshot}/{shard}")),
                 "code_version": LABELS_CODE_VERSION,
             }
         )
@@ -322,6 +340,7 @@ def build_clustering(partitions_def, shard_keys):
 
     @asset(
         partitions_def=crawl_snapshots,
+        pool=warehouse_pool,
         deps=[
             AssetDep("cluster_labels", partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name=SNAPSHOT_DIM)),
             AssetDep("embeddings", partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name=SNAPSHOT_DIM)),

@@ -30,6 +30,17 @@ MIX_JOB = "build_mixture"
 REPORT_JOB = "build_reports"
 MAIN_JOB = INGEST_JOB
 
+# DuckDB admits one writing process at a time. With a DuckDB warehouse every warehouse-writing step
+# (but `centroids`, already one at a time in the `gpu` pool) takes a slot of this pool, whose limit is
+# the instance's `pools.default_limit` (1 in the embedded and docker instances), so concurrent runs
+# queue for the file instead of contending for its lock. PostgreSQL takes concurrent writers
+# (transactions and per-partition advisory locks), so there is no pool and shards run in parallel.
+DUCKDB_WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+def warehouse_pool(settings: Settings) -> str | None:
+    return DUCKDB_WAREHOUSE_POOL if settings.warehouse_url.startswith("duckdb") else None
+
 # Partitioned asset checks (preview) and the snapshot-dimension partition mapping (beta) are what the
 # design needs in this Dagster release; we depend on them knowingly and pin Dagster exactly.
 warnings.filterwarnings("ignore", category=PreviewWarning)
@@ -58,12 +69,13 @@ def build_resources(settings: Settings) -> dict:
 
 def build_definitions(settings: Settings) -> Definitions:
     partitions_def = snapshot_shard_partitions(settings.shard_keys)
-    ingestion_assets, ingestion_checks = build_ingestion(partitions_def, settings.shard_keys)
+    pool = warehouse_pool(settings)
+    ingestion_assets, ingestion_checks = build_ingestion(partitions_def, settings.shard_keys, pool)
     embedding_assets, embedding_checks = build_embedding(partitions_def)
-    clustering_assets, clustering_checks = build_clustering(partitions_def, settings.shard_keys)
+    clustering_assets, clustering_checks = build_clustering(partitions_def, settings.shard_keys, pool)
     centroids, cluster_labels, semantic_duplicates = clustering_assets
-    quality_assets, quality_checks = build_quality(partitions_def, settings.shard_keys)
-    mixture_assets, mixture_checks = build_mixtures(load_mixture_specs(settings.mixtures_file))
+    quality_assets, quality_checks = build_quality(partitions_def, settings.shard_keys, pool)
+    mixture_assets, mixture_checks = build_mixtures(load_mixture_specs(settings.mixtures_file), pool)
     if not dbt_project().manifest_path.exists():
         # Images and CI prepare the manifest at build time; a fresh checkout does it once, here.
         prepare_manifest()

@@ -18,7 +18,13 @@ from dagster import (
 )
 from pydantic import Field
 
-from crawlmix.tables import CorruptFileError, read_table, sha256_of
+from crawlmix.tables import (
+    CorruptFileError,
+    checked_write,
+    open_npy,
+    open_verified,
+    read_table,
+)
 from curation_assets import OWNERS
 from curation_assets.gates import gate_result
 from curation_assets.partitions import split_partition_key
@@ -40,9 +46,10 @@ GPU_OP_TAGS = {
 
 
 class EmbeddingsGateConfig(Config):
-    norm_tolerance: float = Field(default=1e-2, description="unit vectors: |norm - 1| at most this")
+    norm_tolerance: float = Field(default=1e-2, ge=0.0, description="unit vectors: |norm - 1| at most this")
     min_total_variance: float = Field(
         default=1e-4,
+        ge=0.0,
         description=(
             "smallest total variance (sum of per-dimension variances, 1 - |mean vector|^2 for unit "
             "vectors) accepted; collapsed embeddings approach 0, a real corpus sits around 0.5-0.9"
@@ -52,19 +59,6 @@ class EmbeddingsGateConfig(Config):
 
 def embedding_keys(store, snapshot: str, shard: str) -> tuple[str, str]:
     return store.key("embeddings", snapshot, shard, "npy"), store.key("embeddings", snapshot, shard, "ids.parquet")
-
-
-def load_vectors(store, snapshot: str, shard: str, local_path: str) -> np.ndarray:
-    """Memory-map a shard's vectors, failing with the file's name and the fix when it is damaged."""
-    try:
-        vectors = np.load(local_path, mmap_mode="r")
-    except Exception as exc:
-        npy_key, _ = embedding_keys(store, snapshot, shard)
-        raise CorruptFileError(
-            f"cannot read {store.uri(npy_key)} ({type(exc).__name__}: {exc}). The file is missing or "
-            f"corrupt: re-materialize the upstream `embeddings` partition {snapshot}/{shard}."
-        ) from exc
-    return vectors
 
 
 def build_embedding(partitions_def):
@@ -105,14 +99,14 @@ def build_embedding(partitions_def):
             )
 
         started = time.monotonic()
-        with store.local_copy(raw_key) as raw_path:
+        # The handle whose bytes matched raw_corpus's checksum is the one the texts are read from.
+        with open_verified(store, raw_key) as raw_handle:
             try:
-                with store.atomic_write_path(npy_key) as npy_tmp, store.atomic_write_path(ids_key) as ids_tmp:
+                with checked_write(store, npy_key) as npy_out, checked_write(store, ids_key) as ids_out:
                     stats = embed_parquet_resumable(
-                        model, raw_path, str(work_dir), npy_tmp, ids_tmp,
+                        model, raw_handle, str(work_dir), npy_out.path, ids_out.path,
                         chunk_rows=embedder.chunk_rows, on_chunk=log_chunk,
                     )
-                    npy_sha256, npy_bytes = sha256_of(npy_tmp)
             except (OSError, ValueError) as exc:
                 if "parquet" in str(exc).lower() or "arrow" in type(exc).__module__:
                     raise CorruptFileError(
@@ -128,8 +122,9 @@ def build_embedding(partitions_def):
                 "ids_path": MetadataValue.path(store.uri(ids_key)),
                 "dagster/row_count": stats["rows"],
                 "dim": versions["dim"],
-                "bytes": npy_bytes,
-                "sha256": npy_sha256,
+                "bytes": npy_out.written.bytes,
+                "sha256": npy_out.written.sha256,
+                "ids_sha256": ids_out.written.sha256,
                 "docs_per_s": round(stats["rows"] / elapsed, 1) if elapsed > 0 else 0.0,
                 "elapsed_s": round(elapsed, 3),
                 "chunks_computed": stats["chunks_computed"],
@@ -164,8 +159,7 @@ def build_embedding(partitions_def):
         raw_ids = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["doc_id"])
         ids = read_table(store, ids_key, columns=["doc_id"])
         expected_dim = embedder.get_model().dim
-        with store.local_copy(npy_key) as npy_path:
-            vectors = load_vectors(store, snapshot, shard, npy_path)
+        with open_npy(store, npy_key) as vectors:
             frame, summary = _gate_frame(vectors, ids.column("doc_id").to_pylist(), raw_ids.column("doc_id").to_pylist())
         outcome = run_suite(
             frame,

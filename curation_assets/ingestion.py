@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -43,12 +44,12 @@ RAW_CORPUS_CODE_VERSION = "raw_corpus-1"
 class RawCorpusConfig(Config):
     """How input records become documents; changing any field changes the config hash."""
 
-    text_field: str = Field(default="text", description="JSONL/Parquet field holding the document text")
-    url_field: str = Field(default="url", description="JSONL/Parquet field holding the URL")
-    extractor: str = Field(default="resiliparse", description="HTML main-text extractor: resiliparse | trafilatura")
-    max_record_bytes: int = Field(default=5_000_000, description="raw payloads above this are quarantined (too_large)")
-    max_text_chars: int = Field(default=1_000_000, description="extracted texts above this are quarantined (too_large)")
-    min_text_chars: int = Field(default=1, description="extracted texts below this are quarantined (empty)")
+    text_field: str = Field(default="text", min_length=1, description="JSONL/Parquet field holding the document text")
+    url_field: str = Field(default="url", min_length=1, description="JSONL/Parquet field holding the URL")
+    extractor: Literal["resiliparse", "trafilatura"] = Field(default="resiliparse", description="HTML main-text extractor: resiliparse | trafilatura")
+    max_record_bytes: int = Field(default=5_000_000, gt=0, description="raw payloads above this are quarantined (too_large)")
+    max_text_chars: int = Field(default=1_000_000, gt=0, description="extracted texts above this are quarantined (too_large)")
+    min_text_chars: int = Field(default=1, ge=0, description="extracted texts below this are quarantined (empty)")
 
     def reader_config(self) -> ReaderConfig:
         return ReaderConfig(
@@ -64,16 +65,19 @@ class RawCorpusConfig(Config):
 class RawCorpusGateConfig(Config):
     max_quarantine_fraction: float = Field(
         default=0.3,
+        ge=0.0,
+        le=1.0,
         description="fail when more than this share of a shard's records is quarantined (exact duplicates excluded)",
     )
-    max_text_chars: int = Field(default=1_000_000, description="upper bound on a document's length")
+    max_text_chars: int = Field(default=1_000_000, gt=0, description="upper bound on a document's length")
 
 
-def build_ingestion(partitions_def, shard_keys: Sequence[str]):
+def build_ingestion(partitions_def, shard_keys: Sequence[str], warehouse_pool: str | None = None):
     """The ingestion asset and its gate for a deployment's shard count."""
 
     @asset(
         partitions_def=partitions_def,
+        pool=warehouse_pool,
         group_name="ingestion",
         kinds={"python", "parquet"},
         owners=OWNERS,
@@ -134,7 +138,7 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str]):
         elapsed = time.monotonic() - started
 
         quarantine_fraction = stats["n_quarantined"] / stats["n_records"] if stats["n_records"] else 0.0
-        _record_stats(
+        lock_retries = _record_stats(
             warehouse, snapshot, shard, stats, docs_written.bytes, quarantine_fraction, elapsed, versions
         )
         return MaterializeResult(
@@ -155,6 +159,8 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str]):
                 "docs_per_s": round(stats["n_docs"] / elapsed, 1) if elapsed > 0 else 0.0,
                 "elapsed_s": round(elapsed, 3),
                 "extractor": reader_config.extractor,
+                # non-zero means writers contended for the warehouse (DuckDB without its pool)
+                "warehouse_lock_retries": lock_retries,
                 **versions,
             }
         )
@@ -274,7 +280,8 @@ def _gate_frame(docs: pa.Table, quarantine_fraction: float) -> pd.DataFrame:
     )
 
 
-def _record_stats(warehouse, snapshot, shard, stats, output_bytes, quarantine_fraction, elapsed, versions):
+def _record_stats(warehouse, snapshot, shard, stats, output_bytes, quarantine_fraction, elapsed, versions) -> int:
+    """Replace the shard's rows in snapshot_shard_stats and quarantine_counts; returns lock retries."""
     wh = warehouse.get_warehouse()
     partition = {"snapshot": snapshot, "shard": shard}
     wh.replace_partition(
@@ -306,6 +313,7 @@ def _record_stats(warehouse, snapshot, shard, stats, output_bytes, quarantine_fr
         partition,
         [{**partition, "reason": reason, "n": n} for reason, n in sorted(counts.items())],
     )
+    return wh.lock_retries
 
 
 def _progress_logger(context: AssetExecutionContext, n_files: int):

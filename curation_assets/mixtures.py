@@ -17,6 +17,7 @@ from dagster import (
     asset_check,
 )
 
+from crawlmix import plots
 from crawlmix.centroid_store import load_current
 from crawlmix.mixture import (
     build_mixture,
@@ -27,7 +28,7 @@ from crawlmix.mixture_steps import achieved_error, build_pool, publish, write_mi
 from crawlmix.quality import REFERENCE_SET_PATH, load_reference_texts
 from crawlmix.quality_steps import duplicate_ids
 from crawlmix.storage import stored_shards
-from crawlmix.tables import read_table, table_file_metadata
+from crawlmix.tables import read_bytes_verified, read_table, table_file_metadata
 from curation_assets import OWNERS
 from curation_assets.gates import gate_result
 from curation_assets.partitions import crawl_snapshots
@@ -36,7 +37,7 @@ from resources import EmbedderResource, StorageResource, WarehouseResource
 MIXTURES_CODE_VERSION = "final_mixtures-1"
 
 
-def build_mixtures(specs):
+def build_mixtures(specs, warehouse_pool: str | None = None):
     """Assets for the named mixture specs (validated when the code location loads)."""
     by_name = {spec.name: spec for spec in specs}
     mixtures_def = StaticPartitionsDefinition(sorted(by_name))
@@ -44,6 +45,7 @@ def build_mixtures(specs):
 
     @asset(
         partitions_def=mixtures_def,
+        pool=warehouse_pool,
         deps=[AssetDep(a, partition_mapping=everything) for a in ("quality_scores", "cluster_labels", "raw_corpus")]
         + [AssetDep("centroids")],
         group_name="mixtures",
@@ -95,9 +97,11 @@ def build_mixtures(specs):
         }
         written = write_mixture(store, spec, result, centroids, provenance)
         wh = warehouse.get_warehouse()
+        built_at = pd.Timestamp.now(tz="UTC").to_pydatetime()
         wh.replace_partition("mixture_composition", {"mixture": spec.name, "version": written.version}, [
             {"mixture": spec.name, "version": written.version, "centroid_version": centroids.version,
-             "cluster_id": int(r.cluster_id), "name": r.name, "docs": int(r.docs), "tokens": int(r.tokens), "share": float(r.share)}
+             "cluster_id": int(r.cluster_id), "name": r.name, "docs": int(r.docs), "tokens": int(r.tokens),
+             "share": float(r.share), "built_at": built_at}
             for r in written.composition.itertuples()
         ])
         if search_rows:
@@ -120,6 +124,12 @@ def build_mixtures(specs):
                 "policy": spec.policy,
                 "filtered_out": MetadataValue.json(result.filtered_out),
                 "composition": MetadataValue.md(_composition_md(written.composition)),
+                "composition_plot": MetadataValue.md(plots.png_markdown(plots.mixture_composition_png(
+                    dict(zip(written.composition["cluster_id"].astype(int).tolist(), written.composition["share"].tolist())),
+                    plots.group_shares(pool[f"cluster_l{centroids.tree.levels}"], pool["n_tokens"]),
+                    centroids.names[centroids.tree.levels - 1],
+                    title=f"{spec.name}: mixture vs scored pool, by top-level cluster",
+                ), f"composition of {spec.name}")),
                 "centroid_version": centroids.version,
                 "search_candidates": len(search_rows),
                 "code_version": MIXTURES_CODE_VERSION,
@@ -204,7 +214,7 @@ def _latest_version(store, name: str) -> str:
     pointer = f"final_mixtures/{name}/latest.json"
     if not store.exists(pointer):
         raise FileNotFoundError(f"mixture {name} has not been built: materialize final_mixtures[{name}]")
-    return json.loads(store.read_bytes(pointer))["version"]
+    return json.loads(read_bytes_verified(store, pointer))["version"]
 
 
 def _search_evaluator(store, spec, pool: pd.DataFrame):

@@ -17,6 +17,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from crawlmix import plots
 from crawlmix.quality import HeuristicThresholds, all_rule_columns
 from crawlmix.quality_steps import (
     FAMILY_COLUMNS,
@@ -28,9 +29,9 @@ from crawlmix.quality_steps import (
     scores_table,
     snapshot_classifier,
 )
-from crawlmix.tables import read_table, write_table
+from crawlmix.tables import open_npy, read_table, write_table
 from curation_assets import OWNERS
-from curation_assets.embedding import embedding_keys, load_vectors
+from curation_assets.embedding import embedding_keys
 from curation_assets.gates import aligned_with, gate_result
 from curation_assets.partitions import SNAPSHOT_DIM, split_partition_key
 from resources import EmbedderResource, StorageResource, WarehouseResource
@@ -41,10 +42,11 @@ QUALITY_CODE_VERSION = "quality_scores-1"
 class QualityConfig(Config):
     reference_path: str = Field(
         default="bundled",
+        min_length=1,
         description="good-document reference set for the classifier (Parquet/JSONL with `text`); "
         "`bundled` = the shipped set, `none` = skip the classifier signal",
     )
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     thresholds: dict[str, float] = Field(
         default={},
         description="overrides of the heuristic thresholds by name (see HeuristicThresholds in "
@@ -64,12 +66,13 @@ class QualityConfig(Config):
 
 
 class FilterImpactConfig(Config):
-    max_rule_removal: float = Field(default=0.5, description="warn when one rule alone fails more than this share of the shard")
+    max_rule_removal: float = Field(default=0.5, ge=0.0, le=1.0, description="warn when one rule alone fails more than this share of the shard")
 
 
-def build_quality(partitions_def, shard_keys):
+def build_quality(partitions_def, shard_keys, warehouse_pool: str | None = None):
     @asset(
         partitions_def=partitions_def,
+        pool=warehouse_pool,
         deps=[
             "raw_corpus", "embeddings", "cluster_labels",
             AssetDep("semantic_duplicates", partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name=SNAPSHOT_DIM)),
@@ -104,8 +107,7 @@ def build_quality(partitions_def, shard_keys):
             )
             classifier_note = f"fit on {reference} (sha256 {file_digest(reference)})"
         npy_key, _ = embedding_keys(store, snapshot, shard)
-        with store.local_copy(npy_key) as npy_path:
-            vectors = load_vectors(store, snapshot, shard, npy_path)
+        with open_npy(store, npy_key) as vectors:
             scores = score_shard(raw.column("text").to_pylist(), vectors, classifier, config.heuristic_thresholds())
         doc_ids = raw.column("doc_id").to_pylist()
         table = scores_table(doc_ids, scores, duplicate_ids(store, snapshot))
@@ -137,6 +139,10 @@ def build_quality(partitions_def, shard_keys):
                 "classifier_version": classifier.version if classifier else "none",
                 "classifier_held_out_auc": (classifier.metadata.get("held_out_auc") or 0.0) if classifier else 0.0,
                 "quality_histogram": MetadataValue.md(_histogram_md(scores["quality"].to_numpy())),
+                "quality_plot": MetadataValue.md(plots.png_markdown(plots.quality_histogram_png(
+                    scores["quality"].to_numpy(), scores["pass_all"].to_numpy(),
+                    scores["classifier_prob"].to_numpy() if classifier else None,
+                ), f"quality scores in {snapshot}/{shard}")),
                 "code_version": QUALITY_CODE_VERSION,
             }
         )

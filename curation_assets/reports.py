@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, EnvVar
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -135,9 +135,9 @@ class WarehouseDbtCliResource(DbtCliResource):
 
 def dbt_resource(warehouse_url: Any, project_dir: str | Path = DBT_PROJECT_DIR) -> WarehouseDbtCliResource:
     """The configured ``dbt`` resource for a warehouse URL (a string or a Dagster ``EnvVar``)."""
-    target = None
-    if isinstance(warehouse_url, str):
-        target = dbt_env_for_url(warehouse_url)["DBT_TARGET"]  # validates early
+    # EnvVar is a str holding the variable's name: validate the value it stands for.
+    value = warehouse_url.get_value() if isinstance(warehouse_url, EnvVar) else warehouse_url
+    target = dbt_env_for_url(value)["DBT_TARGET"] if isinstance(value, str) else None  # validates early
     project = dbt_project(project_dir)
     return WarehouseDbtCliResource(
         project_dir=os.fspath(project.project_dir),

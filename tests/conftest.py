@@ -199,19 +199,17 @@ def postgres_admin_url() -> str:
     )
 
 
-@pytest.fixture
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A fresh, uniquely named database on the local PostgreSQL; yields its SQLAlchemy URL."""
+@contextlib.contextmanager
+def _fresh_database(admin_url: str) -> Iterator[str]:
+    """A new, uniquely named database on the local PostgreSQL, dropped afterwards; yields its URL."""
     import sqlalchemy as sa
 
     name = f"crawlmix_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(
-        postgres_admin_url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT"
-    )
+    admin = sa.create_engine(admin_url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = sa.engine.make_url(postgres_admin_url).set(database=name)
+        url = sa.engine.make_url(admin_url).set(database=name)
         yield url.render_as_string(hide_password=False)
     finally:
         with contextlib.suppress(Exception), admin.connect() as conn:
@@ -220,6 +218,52 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh database on the local PostgreSQL (for a warehouse); yields its SQLAlchemy URL."""
+    with _fresh_database(postgres_admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_instance_url(postgres_admin_url: str) -> Iterator[str]:
+    """A second fresh database, for a PostgreSQL-backed Dagster instance beside a PostgreSQL warehouse."""
+    with _fresh_database(postgres_admin_url) as url:
+        yield url
+
+
+@pytest.fixture
 def duckdb_url(tmp_path: Path) -> str:
     """URL of a (not yet created) DuckDB file under ``tmp_path``."""
     return "duckdb:///" + str(tmp_path / "warehouse.duckdb")
+
+
+# ----------------------------------------------------------------------------------------------
+# The materialized demo (shared by the end-to-end and the browser tests)
+# ----------------------------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def crawlmix_env(home: Path) -> dict[str, str]:
+    """The caller's environment with CRAWLMIX_HOME=home and no other CRAWLMIX_* or DAGSTER_HOME, so
+    every setting takes its default under home (the Dagster instance in home/dagster)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRAWLMIX_", "DAGSTER_HOME"))}
+    env["CRAWLMIX_HOME"] = str(home)
+    return env
+
+
+def run_crawlmix(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """`crawlmix ARGS` as a user runs it, in a subprocess, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "crawlmix.cli", *args],
+        env=crawlmix_env(home), cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A home in which `crawlmix demo` ran once for the session: (home, the demo's stdout)."""
+    home = tmp_path_factory.mktemp("demo") / ".crawlmix"
+    proc = run_crawlmix(home, "demo")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return home, proc.stdout

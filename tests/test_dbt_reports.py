@@ -5,7 +5,7 @@ dbt assets are materialized with dagster.materialize (dbt build: models + tests 
 """
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -75,10 +75,12 @@ def _seed(url: str) -> None:
                 snapshot=snap, shard=shard, n_input_files=1, n_records=10, n_docs=10,
                 n_exact_duplicates=0, n_quarantined=0, input_bytes=1, output_bytes=1,
                 quarantine_fraction=0.0, materialized_at=now)])
-    for version, docs in (("a-old", (5, 5)), ("b-new", (30, 10))):
+    # The version built last wins although its id sorts first; one from before `built_at` ranks last.
+    built = {"z-old": now - timedelta(days=7), "b-new": now, "y-unknown": None}
+    for version, docs in (("z-old", (5, 5)), ("b-new", (30, 10)), ("y-unknown", (1, 1))):
         wh.replace_partition("mixture_composition", {"mixture": "balanced", "version": version}, [
             dict(mixture="balanced", version=version, cluster_id=c, centroid_version=V,
-                 name=f"top-{c}", docs=d, tokens=d * 100, share=d / sum(docs))
+                 name=f"top-{c}", docs=d, tokens=d * 100, share=d / sum(docs), built_at=built[version])
             for c, d in zip((0, 1), docs)])
 
 
@@ -120,6 +122,7 @@ def _run_and_check(url: str) -> None:
 
     mix = wh.read_frame("select * from mixture_composition_report order by cluster_id")
     assert mix.version.tolist() == ["b-new", "b-new"] and mix.docs.tolist() == [30, 10]
+    assert mix.built_at.notna().all()
 
 
 def test_reports_on_duckdb(duckdb_url):

@@ -243,6 +243,35 @@ def test_register_table_and_ensure(wh: Warehouse):
         METADATA.remove(table)
 
 
+def test_ensure_tables_adds_a_nullable_column_a_newer_release_declares(wh_url: str):
+    """A warehouse created before mixture_composition.built_at existed gains the column, rows intact."""
+    engine = sa.create_engine(wh_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE mixture_composition (mixture VARCHAR, version VARCHAR, cluster_id INTEGER, "
+            "centroid_version VARCHAR NOT NULL, name VARCHAR NOT NULL, docs BIGINT NOT NULL, "
+            "tokens BIGINT NOT NULL, share DOUBLE PRECISION NOT NULL, PRIMARY KEY (mixture, version, cluster_id))"
+        ))
+        conn.execute(sa.text(
+            "INSERT INTO mixture_composition VALUES ('old', 'v0', 0, 'c0', 'top-0', 5, 50, 1.0)"
+        ))
+    engine.dispose()
+
+    wh = Warehouse(wh_url)
+    try:
+        wh.ensure_tables()
+        wh.ensure_tables()  # idempotent once the column is there
+        wh.replace_partition("mixture_composition", {"mixture": "new", "version": "v1"}, [dict(
+            mixture="new", version="v1", cluster_id=0, centroid_version="c0", name="top-0",
+            docs=3, tokens=30, share=1.0, built_at=NOW,
+        )])
+        frame = wh.read_frame("SELECT mixture, built_at FROM mixture_composition ORDER BY mixture")
+    finally:
+        wh.dispose()
+    assert frame.mixture.tolist() == ["new", "old"]
+    assert pd.Timestamp(frame.built_at[0]) == pd.Timestamp(NOW) and pd.isna(frame.built_at[1])
+
+
 def test_register_table_requires_module_metadata():
     with pytest.raises(ValueError, match="METADATA"):
         register_table(sa.Table("elsewhere", sa.MetaData(), sa.Column("x", sa.Integer)))

@@ -1,23 +1,15 @@
 -- The latest version of each mixture, cluster by cluster, with names. (Named *_report because the
 -- source table written by final_mixtures is already called mixture_composition.)
--- "Latest": the warehouse stores no build time for a version unless the table has a `built_at`
--- column (used when present). Otherwise a version built on the current centroid version wins over
--- older ones, then the greatest version id.
+-- "Latest": a version built on the current centroid version wins over older ones, then the one
+-- built last (`built_at`; versions written before that column existed have none and rank below).
 {%- set src = source('crawlmix', 'mixture_composition') %}
-{%- set has_built_at = false %}
-{%- if execute %}
-  {%- set cols = adapter.get_columns_in_relation(src) | map(attribute='name') | map('lower') | list %}
-  {%- set has_built_at = 'built_at' in cols %}
-{%- endif %}
 with versions as (
     select
         mixture,
         version,
         max(case when centroid_version = {{ current_centroid_version() }} then 1 else 0 end)
-            as on_current_centroids
-        {%- if has_built_at %},
+            as on_current_centroids,
         max(built_at) as built_at
-        {%- endif %}
     from {{ src }}
     group by mixture, version
 ),
@@ -27,9 +19,7 @@ ranked as (
         version,
         row_number() over (
             partition by mixture
-            order by on_current_centroids desc,
-                {%- if has_built_at %} built_at desc,{% endif %}
-                version desc
+            order by on_current_centroids desc, built_at desc nulls last, version desc
         ) as recency
     from versions
 ),
@@ -47,6 +37,7 @@ select
     l.docs,
     l.tokens,
     l.share,
+    l.built_at,
     cast(l.docs as double precision) / nullif(sum(l.docs) over (partition by l.mixture), 0)
         as docs_share,
     cast(l.tokens as double precision) / nullif(sum(l.tokens) over (partition by l.mixture), 0)
