@@ -167,10 +167,7 @@ def test_s3_snapshot_is_found_read_and_written_back_to_s3(tmp_path, moto_server,
         assert all(r.success for r in results)
 
     keys = sorted(o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="curated/")["Contents"])
-    assert keys == [
-        "curated/quarantine/snap-s3/000.parquet",
-        "curated/quarantine/snap-s3/001.parquet",
-        "curated/raw_corpus/snap-s3/000.parquet",
-        "curated/raw_corpus/snap-s3/001.parquet",
-    ]
+    files = [f"curated/{asset}/snap-s3/{shard}.parquet" for asset in ("quarantine", "raw_corpus") for shard in ("000", "001")]
+    # each file with its checksum sidecar, written after it
+    assert keys == sorted(files + [f + ".sha256" for f in files])
     assert not (tmp_path / "home" / "storage").exists()
