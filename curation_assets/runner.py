@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, DagsterRunStatus
+from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from crawlmix.settings import Settings
 from curation_assets.partitions import crawl_snapshots, partition_key_for
@@ -77,11 +77,11 @@ def materialize_snapshots(
     outcomes: list[RunOutcome] = []
 
     def run(job_name: str, partition_key=None, label: str = "") -> RunOutcome:
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance,
-            partition_key=partition_key,
-            raise_on_error=False,
-            tags={"crawlmix/launched_by": "cli"},
+        result = execute_run(
+            defs,
+            instance,
+            job_name,
+            partition_key,
             # Step logs stay in the instance (and the UI); the terminal gets warnings and the summary.
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
@@ -112,6 +112,91 @@ def materialize_snapshots(
             run(d.MIX_JOB, name, name)
         run(d.REPORT_JOB)
     return outcomes
+
+
+CLI_LOCK_TAG = "crawlmix/process_lock"
+_UNFINISHED = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+_process_lock: tuple[int, str, object] | None = None  # (pid, path, open file holding the lock)
+
+
+def execute_run(defs, instance: DagsterInstance, job_name: str, partition_key=None, run_config=None, asset_selection=None):
+    """One job run in this process, tagged with a lock this process holds for its lifetime, after
+    releasing the runs of CLI processes that died (see `release_dead_runs`)."""
+    release_dead_runs(instance)
+    tags = {"crawlmix/launched_by": "cli"}
+    lock = _process_lock_path(instance)
+    if lock:
+        tags[CLI_LOCK_TAG] = lock
+    return defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        raise_on_error=False,
+        tags=tags,
+        run_config=run_config,
+        asset_selection=asset_selection,
+    )
+
+
+def release_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Mark failed the unfinished CLI runs whose process is gone, and free their pool slots.
+
+    A run executed in process that is SIGKILLed (OOM killer, power loss, `kill -9`) stays STARTED and
+    keeps its `gpu` / `duckdb_warehouse` pool slot: with a pool limit of 1 every later run of that
+    pool would wait forever (Dagster's daemon frees slots of finished runs only, and no launcher can
+    health-check a run it did not start). A process's lock file is free exactly when it has died.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on Windows: nothing to tell dead from alive
+        return []
+    released = []
+    for record in instance.get_run_records(RunsFilter(statuses=_UNFINISHED, tags={"crawlmix/launched_by": "cli"})):
+        run = record.dagster_run
+        lock = run.tags.get(CLI_LOCK_TAG)
+        if not lock or not _lock_is_free(fcntl, lock):
+            continue  # alive, or a lock file on another machine: not ours to judge
+        instance.report_run_failed(run, "the process running this run died (killed or crashed); its pool slots were released")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    folder = Path(instance.root_directory) / "cli-processes"
+    for path in folder.glob("*.lock") if folder.is_dir() else []:
+        if (not _process_lock or str(path) != _process_lock[1]) and _lock_is_free(fcntl, str(path)):
+            path.unlink(missing_ok=True)
+    return released
+
+
+def _lock_is_free(fcntl, path: str) -> bool:
+    try:
+        handle = open(path, "a")
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+
+def _process_lock_path(instance: DagsterInstance) -> str | None:
+    """A lock file under DAGSTER_HOME held by this process (a forked child takes its own)."""
+    global _process_lock
+    if _process_lock is None or _process_lock[0] != os.getpid():
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover
+            return None
+        import uuid
+
+        folder = Path(instance.root_directory) / "cli-processes"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = uuid.uuid4().hex
+        handle = open(folder / f".{name}.tmp", "w")
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Locked before it gets its *.lock name, so a sweep never mistakes it for a dead process's.
+        os.replace(folder / f".{name}.tmp", folder / f"{name}.lock")
+        _process_lock = (os.getpid(), str(folder / f"{name}.lock"), handle)
+    return _process_lock[1]
 
 
 def stage_runs(settings: Settings) -> int:

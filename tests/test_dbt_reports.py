@@ -8,7 +8,6 @@ import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import sqlalchemy as sa
 from dagster import AssetKey, materialize
 
 from crawlmix.warehouse import Warehouse
