@@ -62,9 +62,6 @@ OTHER_VARIABLES: frozenset[str] = frozenset({
     "CRAWLMIX_ECS_CLUSTER",
     "CRAWLMIX_ECS_EXECUTION_ROLE_ARN",
     "CRAWLMIX_ECS_TASK_ROLE_ARN",
-    # knobs of tests/test_crash_safety.py (new names belong under CRAWLMIX_TEST_)
-    "CRAWLMIX_CRASH_SEED",
-    "CRAWLMIX_CRASH_REPORT",
 })
 # The test suite's own knobs (CRAWLMIX_TEST_PG_URL, ...) never configure a deployment.
 RESERVED_PREFIXES: tuple[str, ...] = ("CRAWLMIX_TEST_",)

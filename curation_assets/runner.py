@@ -166,11 +166,9 @@ def release_dead_runs(instance: DagsterInstance) -> list[str]:
 
 
 def _lock_is_free(fcntl, path: str) -> bool:
-    try:
-        handle = open(path, "a")
-    except FileNotFoundError:
+    if not os.path.isfile(path):
         return False
-    with handle:
+    with open(path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -191,7 +189,7 @@ def _process_lock_path(instance: DagsterInstance) -> str | None:
         folder = Path(instance.root_directory) / "cli-processes"
         folder.mkdir(parents=True, exist_ok=True)
         name = uuid.uuid4().hex
-        handle = open(folder / f".{name}.tmp", "w")
+        handle = open(folder / f".{name}.tmp", "w")  # noqa: SIM115 - held open (and locked) for the process's lifetime
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         # Locked before it gets its *.lock name, so a sweep never mistakes it for a dead process's.
         os.replace(folder / f".{name}.tmp", folder / f"{name}.lock")

@@ -122,27 +122,36 @@ def _stop_group(proc: subprocess.Popen) -> None:
         pass
 
 
-@contextlib.contextmanager
-def _browser_page(base_url: str):
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module: Playwright's sync API allows one driver per thread at a time."""
     from playwright.sync_api import sync_playwright
 
     executable = _chromium()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True)
-        context = browser.new_context(viewport={"width": 1600, "height": 1400}, base_url=base_url)
-        context.set_default_timeout(30_000)
-        # The once-per-browser "join the community" dialog would cover the page; a user dismisses it once.
-        context.add_init_script("window.localStorage.setItem('communityNux', 'true')")
+        launched = playwright.chromium.launch(executable_path=executable, headless=True)
         try:
-            yield context.new_page()
+            yield launched
         finally:
-            browser.close()
+            launched.close()
+
+
+@contextlib.contextmanager
+def _browser_page(browser, base_url: str):
+    context = browser.new_context(viewport={"width": 1600, "height": 1400}, base_url=base_url)
+    context.set_default_timeout(30_000)
+    # The once-per-browser "join the community" dialog would cover the page; a user dismisses it once.
+    context.add_init_script("window.localStorage.setItem('communityNux', 'true')")
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture(scope="module")
-def page(webserver):
-    with _browser_page(webserver) as opened:
+def page(browser, webserver):
+    with _browser_page(browser, webserver) as opened:
         yield opened
 
 
@@ -227,14 +236,14 @@ def test_centroids_metadata_shows_rendered_plots(page, asset, entry, size):
     dialog.wait_for(state="hidden")
 
 
-def test_asset_page_loads_with_200_snapshots_x_8_shards_registered(tmp_path):
+def test_asset_page_loads_with_200_snapshots_x_8_shards_registered(browser, tmp_path):
     """Load: the partition space of a long-running deployment (1,600 partitions) still renders."""
     from tests.load_fixtures import make_registered_instance
 
     deployment = make_registered_instance(tmp_path / "home", n_snapshots=200, n_shards=8)
     deployment.instance.dispose()
     with _webserver(deployment.home, deployment.home / "dagster", tmp_path / "webserver.log", deployment.env) as url:
-        with _browser_page(url) as page:
+        with _browser_page(browser, url) as page:
             started = time.monotonic()
             _open(page, "/assets/raw_corpus?view=partitions")
             expect(page.get_by_text("1,600 Partitions", exact=False).first).to_be_visible()
