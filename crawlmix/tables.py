@@ -150,12 +150,10 @@ def verify_handle(store: Storage, key: str, handle: BinaryIO) -> None:
         what = "truncated" if size < expected["bytes"] else "longer than written"
         raise _corrupt(store, key, f"{what}: {size} bytes, the writer recorded {expected['bytes']}")
     handle.seek(0)
-    digest = hashlib.sha256()
-    for block in iter(lambda: handle.read(_BLOCK), b""):
-        digest.update(block)
+    digest, _ = _sha256_of_handle(handle)
     handle.seek(0)
-    if digest.hexdigest() != expected["sha256"]:
-        raise _corrupt(store, key, f"sha256 {digest.hexdigest()} does not match the recorded {expected['sha256']} "
+    if digest != expected["sha256"]:
+        raise _corrupt(store, key, f"sha256 {digest} does not match the recorded {expected['sha256']} "
                        "(the bytes changed after they were written)")
 
 
@@ -233,10 +231,15 @@ def _map_npy(store: Storage, key: str, handle: BinaryIO) -> np.ndarray:
 
 def sha256_of(path: str) -> tuple[str, int]:
     """(hex sha256, size in bytes) of a local file, read in blocks."""
+    with open(path, "rb") as handle:
+        return _sha256_of_handle(handle)
+
+
+def _sha256_of_handle(handle: BinaryIO) -> tuple[str, int]:
+    """(hex sha256, bytes read) from the handle's position to its end, in blocks."""
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_BLOCK), b""):
-            digest.update(block)
-            size += len(block)
+    for block in iter(lambda: handle.read(_BLOCK), b""):
+        digest.update(block)
+        size += len(block)
     return digest.hexdigest(), size

@@ -239,6 +239,7 @@ def build_clustering(partitions_def, shard_keys, warehouse_pool: str | None = No
         mean_distance = float(distances.mean()) if len(distances) else 0.0
         top = paths.shape[1] - 1
         top_ids, top_counts = np.unique(paths[:, top], return_counts=True) if len(paths) else ([], [])
+        top_sizes = dict(zip(np.asarray(top_ids).tolist(), np.asarray(top_counts).tolist()))
         return MaterializeResult(
             metadata={
                 "path": MetadataValue.path(store.uri(key)),
@@ -247,13 +248,10 @@ def build_clustering(partitions_def, shard_keys, warehouse_pool: str | None = No
                 "centroid_version": current.version,
                 "mean_leaf_distance": round(mean_distance, 6),
                 "drift_ratio": round(drift_ratio(mean_distance, current.fit_mean_distance), 4),
-                "top_level_clusters": MetadataValue.md(_cluster_table_md(
-                    current.names[top], dict(zip(np.asarray(top_ids).tolist(), np.asarray(top_counts).tolist())),
-                    current.keywords[top],
-                )),
+                "top_level_clusters": MetadataValue.md(_cluster_table_md(current.names[top], top_sizes, current.keywords[top])),
                 "cluster_sizes": MetadataValue.md(plots.png_markdown(plots.cluster_sizes_png(
                     np.unique(paths[:, 0], return_counts=True)[1],
-                    dict(zip(np.asarray(top_ids).tolist(), np.asarray(top_counts).tolist())),
+                    top_sizes,
                     current.names[top], title=f"{snapshot} / shard {shard}",
                 ), f"cluster sizes in {snapshot}/{shard}")),
                 "code_version": LABELS_CODE_VERSION,

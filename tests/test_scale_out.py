@@ -55,21 +55,18 @@ def _environment(home: Path, instance_url: str, warehouse_url: str) -> dict[str,
     return env
 
 
-def _materialize_concurrently(tmp_path: Path, instance_url: str, warehouse_url: str):
+def _materialize_concurrently(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance_url: str, warehouse_url: str):
     home = tmp_path / "home"
     make_snapshot(home / "snapshots", SNAPSHOT, n_files=8)
     (home / "dagster").mkdir(parents=True)
     shutil.copy(REPO / "docker" / "dagster.yaml", home / "dagster" / "dagster.yaml")
     env = _environment(home, instance_url, warehouse_url)
 
-    previous = {k: os.environ.get(k) for k in env}
-    os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_")})
-    try:
-        instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
-    finally:
-        for key, value in previous.items():
-            if key.startswith("DAGSTER_"):
-                os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    # docker/dagster.yaml reads its PostgreSQL settings from the environment
+    for key, value in env.items():
+        if key.startswith("DAGSTER_"):
+            monkeypatch.setenv(key, value)
+    instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
     instance.add_dynamic_partitions(crawl_snapshots.name, [SNAPSHOT])
     if warehouse_url.startswith("duckdb"):
         # As docs/deploy.md says to, once per instance: left to the first claims, four processes
@@ -149,9 +146,9 @@ def _assert_exact_warehouse(home: Path, instance: DagsterInstance, warehouse_url
 
 
 def test_four_concurrent_runs_on_postgres_instance_and_postgres_warehouse(
-    tmp_path, postgres_url, postgres_instance_url
+    tmp_path, monkeypatch, postgres_url, postgres_instance_url
 ):
-    home, instance, outputs = _materialize_concurrently(tmp_path, postgres_instance_url, postgres_url)
+    home, instance, outputs = _materialize_concurrently(tmp_path, monkeypatch, postgres_instance_url, postgres_url)
     try:
         _assert_exact_warehouse(home, instance, postgres_url, outputs)
         windows = _step_windows(instance)
@@ -160,9 +157,9 @@ def test_four_concurrent_runs_on_postgres_instance_and_postgres_warehouse(
         instance.dispose()
 
 
-def test_duckdb_warehouse_pool_serializes_writers_across_run_processes(tmp_path, postgres_instance_url):
+def test_duckdb_warehouse_pool_serializes_writers_across_run_processes(tmp_path, monkeypatch, postgres_instance_url):
     warehouse_url = "duckdb:///" + str(tmp_path / "warehouse.duckdb")
-    home, instance, outputs = _materialize_concurrently(tmp_path, postgres_instance_url, warehouse_url)
+    home, instance, outputs = _materialize_concurrently(tmp_path, monkeypatch, postgres_instance_url, warehouse_url)
     try:
         _assert_exact_warehouse(home, instance, warehouse_url, outputs)
         windows = _step_windows(instance)

@@ -15,13 +15,14 @@ files to an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO
 
 import numpy as np
@@ -114,18 +115,24 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _save_npy_atomic(path: str, array: np.ndarray) -> None:
+@contextlib.contextmanager
+def _atomic_file(path: str) -> Iterator[str]:
+    """A temporary path beside `path`: fsynced and renamed over `path` on a clean exit, else removed."""
     tmp = _atomic_path(path)
     try:
-        with open(tmp, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _save_npy_atomic(path: str, array: np.ndarray) -> None:
+    # np.save to a path would append ".npy" to the temporary name: write through a handle.
+    with _atomic_file(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
 
 
 def _chunk_digest_path(path: str) -> str:
@@ -135,12 +142,8 @@ def _chunk_digest_path(path: str) -> str:
 def _save_chunk(path: str, array: np.ndarray) -> None:
     """A chunk and then its digest: a chunk without a matching digest is recomputed, never reused."""
     _save_npy_atomic(path, array)
-    tmp = _atomic_path(_chunk_digest_path(path))
-    with open(tmp, "w", encoding="ascii") as handle:
+    with _atomic_file(_chunk_digest_path(path)) as tmp, open(tmp, "w", encoding="ascii") as handle:
         handle.write(sha256_of(path)[0])
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, _chunk_digest_path(path))
 
 
 def _chunk_ok(path: str, rows: int, dim: int) -> bool:
@@ -183,12 +186,8 @@ def _prepare_work_dir(work_dir: str, manifest: dict) -> None:
             return
         shutil.rmtree(work_dir)
     os.makedirs(work_dir, exist_ok=True)
-    tmp = _atomic_path(path)
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with _atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
     _fsync_dir(work_dir)
 
 
@@ -196,24 +195,16 @@ def _write_ids_atomic(path: str, doc_ids: Sequence[str]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tmp = _atomic_path(path)
-    try:
-        table = pa.table({"doc_id": pa.array([str(x) for x in doc_ids], type=pa.string())})
+    table = pa.table({"doc_id": pa.array([str(x) for x in doc_ids], type=pa.string())})
+    with _atomic_file(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=65536, write_page_checksum=True)
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _assemble(work_dir: str, n_chunks: int, n_rows: int, dim: int, chunk_rows: int, final_npy: str) -> None:
     if n_rows == 0:  # numpy cannot memory-map an empty array
         _save_npy_atomic(final_npy, np.zeros((0, dim), dtype=np.float16))
         return
-    tmp = _atomic_path(final_npy)
-    try:
+    with _atomic_file(final_npy) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n_rows, dim))
         for i in range(n_chunks):
             lo = i * chunk_rows
@@ -223,12 +214,6 @@ def _assemble(work_dir: str, n_chunks: int, n_rows: int, dim: int, chunk_rows: i
             del part
         out.flush()
         del out
-        _fsync(tmp)
-        os.replace(tmp, final_npy)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def embed_shard_resumable(
