@@ -1,22 +1,28 @@
-"""Crawl snapshots on disk or S3: which exist, which are complete, and which files make each shard.
+"""Crawl snapshots on disk or S3: which exist, which are complete, and which records make each shard.
 
 A snapshot is a folder (or S3 prefix) ``<root>/<snapshot id>/`` holding input files and a
-``_SUCCESS`` marker written last. Only complete snapshots are ever read, so a snapshot's file list
-is immutable once seen, and the file-to-shard assignment below is stable under re-listing.
+``_SUCCESS`` marker written last. Only complete snapshots are ever read, so a snapshot's bytes are
+immutable once seen, and the record-range plan below is stable under re-listing.
 """
 
 from __future__ import annotations
 
+import bisect
+import io
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from botocore.exceptions import ClientError
+
+from crawlmix.ingest.boundaries import RecordBoundaries
 from crawlmix.ingest.readers import is_supported
+from crawlmix.ingest.records import FileRange
 from crawlmix.settings import shard_keys
 from crawlmix.storage import parse_s3_uri
 
@@ -78,7 +84,8 @@ class SnapshotSource(ABC):
 
     @abstractmethod
     @contextmanager
-    def open_input(self, uri: str) -> Iterator[BinaryIO]: ...
+    def open_input(self, uri: str, start: int = 0) -> Iterator[BinaryIO]:
+        """A seekable binary stream of the file, positioned at byte `start`."""
 
     @abstractmethod
     def write_marker(self, snapshot_id: str) -> None: ...
@@ -157,8 +164,10 @@ class LocalSnapshotSource(SnapshotSource):
         return str(self._folder(snapshot_id) / name)
 
     @contextmanager
-    def open_input(self, uri: str) -> Iterator[BinaryIO]:
+    def open_input(self, uri: str, start: int = 0) -> Iterator[BinaryIO]:
         with open(uri, "rb") as handle:
+            if start:
+                handle.seek(start)
             yield handle
 
     def write_marker(self, snapshot_id: str) -> None:
@@ -210,16 +219,93 @@ class S3SnapshotSource(SnapshotSource):
         return f"s3://{self.bucket}/{self._key(snapshot_id, name)}"
 
     @contextmanager
-    def open_input(self, uri: str) -> Iterator[BinaryIO]:
+    def open_input(self, uri: str, start: int = 0) -> Iterator[BinaryIO]:
         bucket, key = parse_s3_uri(uri)
-        body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        stream = io.BufferedReader(_S3RangeReader(self.client, bucket, key, start), _S3_READ_BUFFER)
         try:
-            yield body
+            yield stream
         finally:
-            body.close()
+            stream.close()
 
     def write_marker(self, snapshot_id: str) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(snapshot_id, SUCCESS_MARKER), Body=b"")
+
+
+_S3_READ_BUFFER = 1 << 20
+
+
+class _S3RangeReader(io.RawIOBase):
+    """An S3 object as a seekable raw stream: each read after a seek opens one ranged GET
+    (`Range: bytes=<position>-`) and streams from it, so a shard fetches only its own part of a
+    file, and Parquet reads only the footer and the row groups it needs."""
+
+    def __init__(self, client: Any, bucket: str, key: str, start: int):
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._position = start
+        self._body = None
+        self._size: int | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._position + offset
+        elif whence == io.SEEK_END:
+            position = self._object_size() + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        if position != self._position:
+            self._close_body()
+            self._position = position
+        return position
+
+    def readinto(self, buffer) -> int:
+        if self._body is None and not self._open_body():
+            return 0
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._close_body()
+        super().close()
+
+    def _open_body(self) -> bool:
+        """Start a ranged GET at the position; False at or past the end of the object."""
+        if self._size is not None and self._position >= self._size:
+            return False
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # at or past the end
+                return False
+            raise
+        self._body = response["Body"]
+        return True
+
+    def _object_size(self) -> int:
+        if self._size is None:
+            self._size = int(self._client.head_object(Bucket=self._bucket, Key=self._key)["ContentLength"])
+        return self._size
+
+    def _close_body(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
 
 
 def snapshot_source_for(root: str, s3_client_factory=None) -> SnapshotSource:
@@ -230,18 +316,120 @@ def snapshot_source_for(root: str, s3_client_factory=None) -> SnapshotSource:
     return LocalSnapshotSource(root)
 
 
-def assign_shards(files: list[InputFile], n_shards: int) -> dict[str, list[InputFile]]:
-    """Deterministic, size-balanced grouping of a snapshot's files into shards.
+# =============================================================================================
+# Shards: record ranges of the snapshot's files
 
-    Largest file first onto the currently lightest shard (ties by name and shard order), so the
-    result depends only on the file set, never on listing order, and shards carry similar bytes.
-    Within a shard, files keep name order so record order is reproducible.
-    """
+# Opens a file (by uri) positioned at a byte offset: SnapshotSource.open_input.
+OpenInput = Callable[[str, int], AbstractContextManager[BinaryIO]]
+
+
+@dataclass(frozen=True)
+class ShardInput:
+    """What one shard reads: record ranges of the snapshot's files, in name order."""
+
+    shard: str
+    ranges: list[FileRange]
+    # Files that one of this shard's cuts fell into but that cannot be split (one compressed
+    # stream): the cut moved to the file's nearer edge, and the file is read whole by one shard.
+    unsplittable_files: list[str] = field(default_factory=list)
+
+    @property
+    def input_bytes(self) -> int:
+        return sum(r.n_bytes for r in self.ranges)
+
+
+def shard_input(files: list[InputFile], n_shards: int, shard: str, open_input: OpenInput) -> ShardInput:
+    """The record ranges of one shard, resolving only that shard's two cuts (a seek and a small
+    read each), so any number of shards can plan themselves independently."""
     keys = shard_keys(n_shards)
-    groups: dict[str, list[InputFile]] = {key: [] for key in keys}
-    loads = {key: 0 for key in keys}
-    for f in sorted(files, key=lambda f: (-f.size, f.name)):
-        lightest = min(keys, key=lambda k: (loads[k], k))
-        groups[lightest].append(f)
-        loads[lightest] += f.size
-    return {key: sorted(group, key=lambda f: f.name) for key, group in groups.items()}
+    if shard not in keys:
+        raise ValueError(f"unknown shard {shard!r}: expected one of {keys[0]} .. {keys[-1]}")
+    index = keys.index(shard)
+    cuts = _Cuts(files, n_shards, open_input)
+    return cuts.shard(index, shard)
+
+
+def plan_shards(files: list[InputFile], n_shards: int, open_input: OpenInput) -> dict[str, ShardInput]:
+    """Every shard's record ranges at once: the same answer `shard_input` gives shard by shard."""
+    cuts = _Cuts(files, n_shards, open_input)
+    return {key: cuts.shard(index, key) for index, key in enumerate(shard_keys(n_shards))}
+
+
+class _Cuts:
+    """The snapshot's files in name order as one virtual byte stream of `total` bytes. Shard k
+    covers [cut(k), cut(k+1)); cut(k) is the ideal point k * total // n moved to the first split
+    point at or after it in the file it falls in (the file's end when none follows), or, in a file
+    that cannot be split, to that file's nearer edge (its end on a tie). Cuts depend only on the
+    bytes and n, never on listing order, and never decrease with k."""
+
+    def __init__(self, files: list[InputFile], n_shards: int, open_input: OpenInput):
+        if n_shards < 1:
+            raise ValueError(f"n_shards must be at least 1, got {n_shards}")
+        names = [f.name for f in files]
+        if len(set(names)) != len(names):
+            raise ValueError("a snapshot listing names a file twice")
+        self._files = sorted(files, key=lambda f: f.name)
+        self._starts = []
+        position = 0
+        for f in self._files:
+            self._starts.append(position)
+            position += f.size
+        self.total = position
+        self._n = n_shards
+        self._open_input = open_input
+        self._boundaries: dict[str, RecordBoundaries] = {}
+        self._cuts: dict[int, tuple[int, str | None]] = {}
+
+    def cut(self, k: int) -> tuple[int, str | None]:
+        """(virtual offset of cut k, the unsplittable file it fell into, if any)."""
+        if k not in self._cuts:
+            self._cuts[k] = self._resolve(k)
+        return self._cuts[k]
+
+    def _resolve(self, k: int) -> tuple[int, str | None]:
+        if k == 0:
+            return 0, None
+        if k == self._n:
+            return self.total, None
+        ideal = k * self.total // self._n
+        if ideal == 0:
+            return 0, None
+        index = bisect.bisect_right(self._starts, ideal) - 1
+        f, file_start = self._files[index], self._starts[index]
+        local = ideal - file_start
+        if local == 0:
+            return ideal, None
+        boundaries = self._boundaries_of(f)
+        if not boundaries.splittable():
+            return file_start + (0 if 2 * local < f.size else f.size), f.name
+        return file_start + boundaries.at_or_after(local), None
+
+    def _boundaries_of(self, f: InputFile) -> RecordBoundaries:
+        if f.name not in self._boundaries:
+            self._boundaries[f.name] = RecordBoundaries(
+                f.name, f.size, lambda offset, uri=f.uri: self._open_input(uri, offset)
+            )
+        return self._boundaries[f.name]
+
+    def shard(self, index: int, key: str) -> ShardInput:
+        low, low_file = self.cut(index)
+        high, high_file = self.cut(index + 1)
+        last = index == self._n - 1
+        # Only the files that can overlap [low, high): the one running into `low`, those starting inside.
+        first = max(bisect.bisect_left(self._starts, low) - 1, 0)
+        stop = len(self._files) if last else bisect.bisect_left(self._starts, high)
+        ranges = []
+        for f, file_start in zip(self._files[first:stop], self._starts[first:stop]):
+            file_end = file_start + f.size
+            if f.size == 0:
+                # A file of no bytes goes to the shard whose range holds its position (the last
+                # shard at the very end), so a dangling link listed as empty is still opened and
+                # fails its shard with its name.
+                if low <= file_start < high or (last and file_start == self.total):
+                    ranges.append(FileRange.whole(f.name, f.uri, 0))
+                continue
+            start, end = max(low, file_start), min(high, file_end)
+            if start < end:
+                ranges.append(FileRange(f.name, f.uri, start - file_start, end - file_start, f.size))
+        unsplittable = sorted({name for name in (low_file, high_file) if name is not None})
+        return ShardInput(key, ranges, unsplittable)

@@ -11,8 +11,9 @@ Two kinds of test per format:
   offset inside the mutated record. Which records must survive, per format:
     * WARC/WET, one gzip member per record or uncompressed: every record other than the mutated
       one (the plain reader resyncs at the next `WARC/1.x` record start);
-    * JSONL plain/gz/zst with the mutation inside a line: every other line (a mutation that adds
-      line breaks makes the line several lines; each non-blank one gives exactly one item);
+    * JSONL plain/gz/zst with the mutation inside a line: every other line, at its (shifted) byte
+      offset (a mutation that adds line breaks makes the line several lines; each non-blank one
+      gives exactly one item, at its own line start);
     * JSONL gz/zst with a corrupt compressed member/frame: the lines wholly before it; from there
       one `truncated_gzip` item stands for the rest (a compressed stream cannot be resynced);
     * Parquet with a bad value: every other row; with a corrupt row group: every other row group,
@@ -42,6 +43,7 @@ from hypothesis import strategies as st
 
 from crawlmix.ingest import (
     Document,
+    FileRange,
     InputFileError,
     Quarantined,
     QuarantineReason,
@@ -341,6 +343,11 @@ def _compress_jsonl(name: str, data: bytes) -> bytes:
     return data
 
 
+def _line_starts(lines: list[bytes], base: int = 0) -> list[int]:
+    """Byte offset of each line's start, the first one at `base`."""
+    return [base + sum(len(line) for line in lines[:n]) for n in range(len(lines))]
+
+
 def _good_jsonl(name: str) -> list[Document]:
     docs = read_bytes(_compress_jsonl(name, b"".join(jsonl_line(o) for o in _JSONL_OBJECTS)), name)
     assert all(isinstance(i, Document) for i in docs) and len(docs) == N_LINES
@@ -359,13 +366,15 @@ def test_one_mutated_jsonl_line_loses_only_itself(name, data):
 
     items = read_bytes(_compress_jsonl(name, mutated), name)
 
-    end = TARGET_LINE + len(region_lines)
+    start = sum(len(line) for line in lines[:TARGET_LINE])
+    end = start + len(region)
     kept = good[:TARGET_LINE] + good[TARGET_LINE + 1 :]
-    offsets = [*range(TARGET_LINE), *range(end, end + N_LINES - TARGET_LINE - 1)]
-    same_documents([i for i in items if not TARGET_LINE <= i.source_offset < end], kept, offsets)
-    # One item per non-blank line of the mutated region, at that line's index.
-    expected = [TARGET_LINE + n for n, line in enumerate(region_lines) if line.strip()]
-    assert [i.source_offset for i in _items_in(items, TARGET_LINE, end)] == expected
+    offsets = _line_starts(lines[:TARGET_LINE]) + _line_starts(lines[TARGET_LINE + 1 :], end)
+    same_documents([i for i in items if not start <= i.source_offset < end], kept, offsets)
+    # One item per non-blank line of the mutated region, at that line's start.
+    region_starts = _line_starts([line + b"\n" for line in region_lines], start)
+    expected = [at for at, line in zip(region_starts, region_lines) if line.strip()]
+    assert [i.source_offset for i in _items_in(items, start, end)] == expected
 
 
 def _jsonl_members(name: str) -> list[bytes]:
@@ -385,7 +394,7 @@ def test_corrupt_compressed_jsonl_member_keeps_the_lines_before(name, data):
 
     items = read_bytes(b"".join([*members[:TARGET_LINE], mutated, *members[TARGET_LINE + 1 :]]), name)
 
-    same_documents(items[:TARGET_LINE], good[:TARGET_LINE], list(range(TARGET_LINE)))
+    same_documents(items[:TARGET_LINE], good[:TARGET_LINE], [d.source_offset for d in good[:TARGET_LINE]])
     rest = items[TARGET_LINE:]
     assert [i.source_offset for i in rest] == sorted({i.source_offset for i in rest})
     broken = [i for i in rest if isinstance(i, Quarantined) and i.reason == "truncated_gzip"]
@@ -503,10 +512,16 @@ BLIND_INPUTS = _blind_inputs()
 
 def _open_bytes(files: dict[str, bytes]) -> Callable:
     @contextmanager
-    def open_input(name: str):
-        yield io.BytesIO(files[name])
+    def open_input(name: str, start: int):
+        stream = io.BytesIO(files[name])
+        stream.seek(start)
+        yield stream
 
     return open_input
+
+
+def _whole(name: str, data: bytes) -> list[FileRange]:
+    return [FileRange.whole(name, name, len(data))]
 
 
 @pytest.mark.parametrize("name", sorted(BLIND_INPUTS))
@@ -516,7 +531,7 @@ def test_blind_damage_never_fails_the_shard(name, data):
     damaged = mutate_bytes(data, BLIND_INPUTS[name], max_ops=4)
 
     try:
-        result = build_shard([name], _open_bytes({name: damaged}), "s", "0", CONFIG)
+        result = build_shard(_whole(name, damaged), _open_bytes({name: damaged}), "s", "0", CONFIG)
     except InputFileError as error:
         # Damage to the text column's name in a Parquet footer reads as a text_field that does not
         # match the data: that stops the partition with an error naming the file and its columns.
@@ -628,15 +643,16 @@ def test_corrupt_later_zstd_frame_keeps_the_lines_of_the_frames_before():
 
     items = read_bytes(data, "f.jsonl.zst")
 
-    assert [i.source_offset for i in items if isinstance(i, Document)] == list(range(TARGET_LINE))
-    assert _docs_and_problems(items)[1] == [("truncated_gzip", TARGET_LINE)]
+    starts = _line_starts([jsonl_line(o) for o in _JSONL_OBJECTS])
+    assert [i.source_offset for i in items if isinstance(i, Document)] == starts[:TARGET_LINE]
+    assert _docs_and_problems(items)[1] == [("truncated_gzip", starts[TARGET_LINE])]
 
 
 def test_parquet_with_a_destroyed_footer_is_one_quarantined_item_not_a_failed_shard():
     data = _parquet_bytes(_ROW_TEXTS, _ROW_URLS)
     damaged = data[:-12] + b"\xff" * 8 + data[-4:]
 
-    result = build_shard(["f.parquet"], _open_bytes({"f.parquet": damaged}), "s", "0", CONFIG)
+    result = build_shard(_whole("f.parquet", damaged), _open_bytes({"f.parquet": damaged}), "s", "0", CONFIG)
 
     assert result.docs.num_rows == 0
     (row,) = result.quarantine.to_pylist()

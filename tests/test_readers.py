@@ -339,7 +339,9 @@ def test_warc_gzipped_as_one_member(tmp_path):
 
     items = read_file(path)
 
-    assert [(d.url, d.source_offset) for d in items] == [("https://a/1", 0), ("https://a/2", 0)]
+    # One member holds all records: each has the member's offset plus its index in the member, so
+    # every record still has its own offset (and doc id).
+    assert [(d.url, d.source_offset) for d in items] == [("https://a/1", 1), ("https://a/2", 2)]
 
 
 def test_junk_after_a_record_is_reported_and_the_record_kept(tmp_path):
@@ -601,23 +603,30 @@ def _jsonl_lines() -> list:
     ]
 
 
+def line_starts(lines: list) -> list[int]:
+    """Byte offset of each line's start in the (decompressed) JSONL file `write_jsonl` writes."""
+    sizes = [len(jsonl_line(line) if isinstance(line, dict) else line) for line in lines]
+    return [sum(sizes[:n]) for n in range(len(lines))]
+
+
 @pytest.mark.parametrize("name", ["d.jsonl", "d.jsonl.gz", "d.jsonl.zst"])
 def test_jsonl_records(tmp_path, name):
     write_jsonl(tmp_path / name, _jsonl_lines())
+    at = line_starts(_jsonl_lines())
 
     items = read_file(tmp_path / name, seekable=False)
 
     assert [(d.source_offset, d.url, d.text) for d in docs_of(items)] == [
-        (0, "https://j/0", "First document."),
-        (6, "https://j/6", FRENCH),
-        (8, None, "Last document."),
+        (at[0], "https://j/0", "First document."),
+        (at[6], "https://j/6", FRENCH),
+        (at[8], None, "Last document."),
     ]
     assert [(q.source_offset, q.reason) for q in quarantined_of(items)] == [
-        (1, "malformed_json"),
-        (2, "malformed_record"),
-        (3, "malformed_record"),
-        (4, "empty"),
-        (7, "malformed_record"),
+        (at[1], "malformed_json"),
+        (at[2], "malformed_record"),
+        (at[3], "malformed_record"),
+        (at[4], "empty"),
+        (at[7], "malformed_record"),
     ]
     assert quarantined_of(items)[1].detail == "no 'text' field"
     assert quarantined_of(items)[2].url == "https://j/3"
@@ -630,7 +639,12 @@ def test_jsonl_custom_fields_and_line_cap(tmp_path):
 
     items = read_file(tmp_path / "c.jsonl", config)
 
-    assert [(i.source_offset, getattr(i, "reason", None)) for i in items] == [(0, None), (1, "too_large"), (2, None)]
+    at = line_starts(lines)
+    assert [(i.source_offset, getattr(i, "reason", None)) for i in items] == [
+        (at[0], None),
+        (at[1], "too_large"),
+        (at[2], None),
+    ]
     assert items[0].url == "https://j/0"
 
 
@@ -640,7 +654,12 @@ def test_jsonl_undecodable_line(tmp_path):
 
     items = read_file(tmp_path / "n.jsonl")
 
-    assert [(i.source_offset, getattr(i, "reason", None)) for i in items] == [(0, None), (1, "undecodable"), (2, None)]
+    at = line_starts(lines)
+    assert [(i.source_offset, getattr(i, "reason", None)) for i in items] == [
+        (at[0], None),
+        (at[1], "undecodable"),
+        (at[2], None),
+    ]
 
 
 @pytest.mark.parametrize("name", ["t.jsonl.gz", "t.jsonl.zst"])
@@ -654,10 +673,11 @@ def test_truncated_compressed_jsonl_keeps_the_lines_before(tmp_path, name):
 
     docs = docs_of(items)
     bad = only_quarantined(items)
+    at = line_starts(lines)
     assert bad.reason == "truncated_gzip"
     assert len(docs) > 100
-    assert [d.source_offset for d in docs] == list(range(len(docs)))
-    assert bad.source_offset == len(docs)
+    assert [d.source_offset for d in docs] == at[: len(docs)]
+    assert bad.source_offset == at[len(docs)]
     assert items[-1] is bad
 
 
@@ -766,11 +786,11 @@ def test_normalize_text_is_idempotent_and_storable(text):
 def test_content_hash_and_doc_id():
     assert content_hash("Hello  \nworld") == content_hash("Hello\r\nworld\n")
     assert len(content_hash("x")) == 32
-    chash = content_hash("Hello")
-    assert make_doc_id("https://a/1", chash) == make_doc_id("https://a/1", chash)
-    assert make_doc_id("https://a/1", chash) != make_doc_id("https://a/2", chash)
-    assert make_doc_id("https://a/1", chash) != make_doc_id("https://a/1", content_hash("Bye"))
-    assert len(make_doc_id(None, chash)) == 32
+    assert make_doc_id("s1", "a.warc.gz", 0) == make_doc_id("s1", "a.warc.gz", 0)
+    assert make_doc_id("s1", "a.warc.gz", 0) != make_doc_id("s2", "a.warc.gz", 0)
+    assert make_doc_id("s1", "a.warc.gz", 0) != make_doc_id("s1", "b.warc.gz", 0)
+    assert make_doc_id("s1", "a.warc.gz", 0) != make_doc_id("s1", "a.warc.gz", 1)
+    assert len(make_doc_id("s1", "a.warc.gz", 0)) == 32
 
 
 def test_count_words():

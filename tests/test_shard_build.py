@@ -1,4 +1,5 @@
-"""build_shard end to end: every format, input order, exact dedup, stable ids, unreadable inputs."""
+"""build_shard end to end: every format, input order, exact dedup, stable ids, unreadable inputs.
+Record ranges smaller than a file are covered in test_record_shards.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from crawlmix.ingest import (
     DOCS_SCHEMA,
     QUARANTINE_SCHEMA,
+    FileRange,
     InputFileError,
     ReaderConfig,
     build_shard,
@@ -40,18 +42,24 @@ def page(i: int) -> str:
 
 
 @contextmanager
-def open_local(name: str):
+def open_local(name: str, start: int):
     with open(name, "rb") as stream:
+        stream.seek(start)
         yield stream
 
 
 @contextmanager
-def open_like_s3(name: str):
-    yield NonSeekable(Path(name).read_bytes())
+def open_like_s3(name: str, start: int):
+    yield NonSeekable(Path(name).read_bytes()[start:])
+
+
+def whole_files(files) -> list[FileRange]:
+    """Each file as one range, named by its base name as in a snapshot folder."""
+    return [FileRange.whole(Path(f).name, str(f), Path(f).stat().st_size if Path(f).exists() else 0) for f in files]
 
 
 def build(files, config: ReaderConfig = CONFIG, open_input=open_local, **kwargs):
-    return build_shard([str(f) for f in files], open_input, "CC-MAIN-2024-10", "00003", config, **kwargs)
+    return build_shard(whole_files(files), open_input, "CC-MAIN-2024-10", "00003", config, **kwargs)
 
 
 @pytest.fixture()
@@ -128,6 +136,7 @@ def test_every_format_end_to_end(one_of_each, open_input):
     ]
     assert stats == {
         "n_input_files": 6,
+        "n_ranges": 6,
         "n_records": 15,
         "n_docs": 10,
         "n_exact_duplicates": 2,
@@ -152,13 +161,17 @@ def test_exact_duplicates_point_at_the_kept_document(one_of_each):
     assert duplicates[0]["source_file"] == str(one_of_each[1])
 
 
-def test_doc_ids_are_stable_and_depend_on_url_and_content(one_of_each):
+def test_doc_ids_are_stable_and_name_snapshot_file_and_offset(one_of_each):
     first = build(one_of_each).docs.column("doc_id").to_pylist()
     second = build(one_of_each).docs.column("doc_id").to_pylist()
 
     assert first == second
     docs = build(one_of_each).docs.to_pylist()
-    assert all(d["doc_id"] == make_doc_id(d["url"], d["content_hash"]) for d in docs)
+    # The file's name inside the snapshot, not its absolute location: a snapshot moved to another
+    # root (or to S3) keeps its doc ids.
+    assert all(
+        d["doc_id"] == make_doc_id("CC-MAIN-2024-10", Path(d["source_file"]).name, d["source_offset"]) for d in docs
+    )
 
 
 def test_same_text_different_url_is_still_an_exact_duplicate(tmp_path):
@@ -205,12 +218,12 @@ def test_missing_input_file_names_it(tmp_path, one_of_each):
 
 def test_any_failure_to_open_is_an_input_file_error():
     @contextmanager
-    def denied(name):
+    def denied(name, start):
         raise PermissionError(13, "Access Denied")
         yield
 
     with pytest.raises(InputFileError, match=r"s3://bucket/x\.jsonl\.gz: PermissionError"):
-        build_shard(["s3://bucket/x.jsonl.gz"], denied, "s", "0", CONFIG)
+        build_shard([FileRange.whole("x.jsonl.gz", "s3://bucket/x.jsonl.gz", 10)], denied, "s", "0", CONFIG)
 
 
 def test_stream_failing_mid_read_is_an_input_file_error(tmp_path):
@@ -227,7 +240,7 @@ def test_stream_failing_mid_read_is_an_input_file_error(tmp_path):
             return self._data.read(min(size, 4096) if size > 0 else 4096)
 
     @contextmanager
-    def flaky(name):
+    def flaky(name, start):
         yield ResetMidway()
 
     with pytest.raises(InputFileError, match="connection reset"):

@@ -6,7 +6,8 @@ from crawlmix.snapshots import (
     InputFile,
     LocalSnapshotSource,
     SnapshotError,
-    assign_shards,
+    plan_shards,
+    shard_input,
     validate_snapshot_id,
 )
 
@@ -22,30 +23,64 @@ def test_invalid_snapshot_ids_are_rejected(bad):
         validate_snapshot_id(bad)
 
 
-def _files(n, seed=0):
+def _snapshot(tmp_path, n_files: int, seed: int = 0) -> tuple[LocalSnapshotSource, list[InputFile]]:
+    """A snapshot of JSONL files of random sizes (1 to 400 lines)."""
     rng = random.Random(seed)
-    return [InputFile(name=f"part-{i:05d}.warc.gz", size=rng.randint(1, 10_000), uri=f"/x/{i}") for i in range(n)]
+    folder = tmp_path / "snap"
+    folder.mkdir()
+    for i in range(n_files):
+        lines = [f'{{"text": "file {i} line {j}"}}\n' for j in range(rng.randint(1, 400))]
+        (folder / f"part-{i:05d}.jsonl").write_text("".join(lines))
+    (folder / "_SUCCESS").touch()
+    source = LocalSnapshotSource(str(tmp_path))
+    return source, source.listing("snap").input_files
 
 
-def test_shard_assignment_is_stable_under_relisting():
-    files = _files(37)
+def test_shard_plan_is_stable_under_relisting(tmp_path):
+    source, files = _snapshot(tmp_path, 37)
     shuffled = files[:]
     random.Random(1).shuffle(shuffled)
-    assert assign_shards(files, 5) == assign_shards(shuffled, 5)
+
+    plan = plan_shards(files, 5, source.open_input)
+
+    assert plan_shards(shuffled, 5, source.open_input) == plan
+    assert {key: shard_input(shuffled, 5, key, source.open_input) for key in plan} == plan
 
 
-def test_shard_assignment_covers_every_file_once_and_balances_bytes():
-    files = _files(200)
-    shards = assign_shards(files, 8)
-    assigned = [f for group in shards.values() for f in group]
-    assert sorted(assigned, key=lambda f: f.name) == sorted(files, key=lambda f: f.name)
-    loads = [sum(f.size for f in group) for group in shards.values()]
-    assert max(loads) - min(loads) <= max(f.size for f in files)
+def test_shard_plan_covers_every_byte_once_and_balances_bytes(tmp_path):
+    source, files = _snapshot(tmp_path, 200)
+
+    plan = plan_shards(files, 8, source.open_input)
+
+    ranges = sorted((r for shard in plan.values() for r in shard.ranges), key=lambda r: (r.name, r.start))
+    covered: dict[str, int] = {}
+    for r in ranges:
+        assert r.start == covered.get(r.name, 0)  # each range starts where the file's previous one ended
+        covered[r.name] = r.end
+    assert covered == {f.name: f.size for f in files}
+    loads = [shard.input_bytes for shard in plan.values()]
+    mean = sum(f.size for f in files) / 8
+    assert max(abs(load - mean) for load in loads) <= 0.1 * mean
 
 
-def test_more_shards_than_files_leaves_empty_shards():
-    shards = assign_shards(_files(2), 4)
-    assert sorted(len(g) for g in shards.values()) == [0, 0, 1, 1]
+def test_more_shards_than_records_leaves_empty_shards(tmp_path):
+    folder = tmp_path / "snap"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"text": "one"}\n')
+    (folder / "b.jsonl").write_text('{"text": "two"}\n')
+    source = LocalSnapshotSource(str(tmp_path))
+
+    plan = plan_shards(source.listing("snap").input_files, 4, source.open_input)
+
+    assert sorted(len(shard.ranges) for shard in plan.values()) == [0, 0, 1, 1]
+
+
+def test_unknown_shard_and_bad_shard_counts_are_rejected(tmp_path):
+    source, files = _snapshot(tmp_path, 2)
+    with pytest.raises(ValueError, match="unknown shard '004'"):
+        shard_input(files, 4, "004", source.open_input)
+    with pytest.raises(ValueError, match="at least 1"):
+        plan_shards(files, 0, source.open_input)
 
 
 def test_local_source_lists_complete_snapshots_and_supported_files(tmp_path):
@@ -69,3 +104,5 @@ def test_local_source_lists_complete_snapshots_and_supported_files(tmp_path):
     assert listing.ignored_files == ["notes.txt"]
     with source.open_input(listing.input_files[0].uri) as handle:
         assert handle.read() == b"x"
+    with source.open_input(listing.input_files[1].uri, 1) as handle:
+        assert handle.read() == b"}"

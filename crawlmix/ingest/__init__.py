@@ -1,11 +1,20 @@
 """Ingestion library: crawl files (WARC, WET, JSONL, Parquet) to normalized, deduplicated documents.
 
-Pure Python, no Dagster: the `raw_corpus` asset calls `build_shard`.
+Pure Python, no Dagster: the `raw_corpus` asset calls `build_shard` on the record ranges that
+`crawlmix.snapshots` plans with `RecordBoundaries`.
 """
 
+from crawlmix.ingest.boundaries import RecordBoundaries
 from crawlmix.ingest.extract import EXTRACTORS, extract_main_text
-from crawlmix.ingest.readers import SUPPORTED_SUFFIXES, detect_format, is_supported, read_records
-from crawlmix.ingest.records import Document, InputFileError, Quarantined, QuarantineReason, ReaderConfig
+from crawlmix.ingest.readers import SUPPORTED_SUFFIXES, detect_format, is_supported, read_records, splittable_by_name
+from crawlmix.ingest.records import (
+    Document,
+    FileRange,
+    InputFileError,
+    Quarantined,
+    QuarantineReason,
+    ReaderConfig,
+)
 from crawlmix.ingest.shard import DOCS_SCHEMA, QUARANTINE_SCHEMA, ShardResult, build_shard
 from crawlmix.ingest.text import (
     UndecodableError,
@@ -23,10 +32,12 @@ __all__ = [
     "QUARANTINE_SCHEMA",
     "SUPPORTED_SUFFIXES",
     "Document",
+    "FileRange",
     "InputFileError",
     "Quarantined",
     "QuarantineReason",
     "ReaderConfig",
+    "RecordBoundaries",
     "ShardResult",
     "UndecodableError",
     "build_shard",
@@ -40,4 +51,5 @@ __all__ = [
     "make_doc_id",
     "normalize_text",
     "read_records",
+    "splittable_by_name",
 ]

@@ -31,6 +31,7 @@ import zstandard
 
 from crawlmix.ingest.extract import check_extractor, extract_main_text
 from crawlmix.ingest.records import Document, InputFileError, Quarantined, QuarantineReason, ReaderConfig
+from crawlmix.ingest.sniff import sniff_non_html
 from crawlmix.ingest.text import (
     UndecodableError,
     decode_html_bytes,
@@ -75,23 +76,43 @@ def is_supported(name: str) -> bool:
     return True
 
 
-def read_records(stream: BinaryIO, source_file: str, config: ReaderConfig) -> Iterator[Document | Quarantined]:
-    """Documents and quarantined records of one input file, in file order.
+def read_records(
+    stream: BinaryIO,
+    source_file: str,
+    config: ReaderConfig,
+    start: int = 0,
+    end: int | None = None,
+) -> Iterator[Document | Quarantined]:
+    """Documents and quarantined records of one input file, or of the part of it whose records
+    have a split offset in [start, end) (`end` None: to the end of the file), in file order.
 
-    `stream` is an open binary file object, possibly not seekable (an S3 body); only `read(n)` is
-    used, except for Parquet, which is spooled to a temporary file when the stream cannot seek.
-    Source offsets: WARC/WET, the byte offset of the record in the file as stored (the offset of
-    its gzip member in a .gz file; all records share offset 0 in a file gzipped whole); JSONL, the
-    0-based line index (editor line N is offset N-1); Parquet, the 0-based row index.
+    `stream` is an open binary file object positioned at byte `start`, possibly not seekable (an
+    S3 body); only `read(n)` is used, except for Parquet, which seeks to absolute positions (a
+    stream that cannot seek is spooled to a temporary file, from the file's first byte only).
+    `start` must be a split point (see `crawlmix.ingest.boundaries`); a record that starts before
+    `end` is read to its end even past `end`. Compressed JSONL is one stream: only whole files.
+
+    Source offsets are absolute positions in the file: WARC/WET, the byte offset of the record in
+    the file as stored (the offset of its gzip member in a .gz file; when one member holds several
+    records, as in a file gzipped whole, the member's offset plus the record's index in it); JSONL,
+    the byte offset of the line's start in the decompressed file; Parquet, the 0-based row index.
     """
     check_extractor(config.extractor)
+    if start < 0 or (end is not None and end < start):
+        raise ValueError(f"{source_file}: invalid range [{start}, {end})")
     file_format = detect_format(source_file)
     if file_format in ("warc", "wet"):
-        yield from _read_warc(stream, source_file, config, file_format)
+        yield from _read_warc(stream, source_file, config, file_format, start, end)
     elif file_format == "jsonl":
-        yield from _read_jsonl(stream, source_file, config)
+        yield from _read_jsonl(stream, source_file, config, start, end)
     else:
-        yield from _read_parquet(stream, source_file, config)
+        yield from _read_parquet(stream, source_file, config, start, end)
+
+
+def splittable_by_name(name: str) -> bool:
+    """False for formats that are one compressed stream (JSONL .gz/.zst): read whole, never cut.
+    A WARC/WET .gz can still be one stream (gzipped whole); only its bytes tell."""
+    return not (detect_format(name) == "jsonl" and name.lower().endswith((".gz", ".zst")))
 
 
 class _Reject(Exception):
@@ -158,7 +179,8 @@ def _chunks(stream: BinaryIO) -> Iterator[bytes]:
 
 @dataclass
 class _RawRecord:
-    offset: int
+    offset: int  # the record's source offset
+    split_offset: int  # where a reader starts to reach it: `offset`, or its gzip member's offset
     headers: dict[str, str]  # lower-cased names
     block: bytes  # the block's first bytes, at most the retention limit
     block_length: int  # block bytes present in the file
@@ -179,6 +201,11 @@ class _Problem:
     detail: str
     url: str | None = None
     warc_type: str | None = None  # of the record concerned, when its header was read
+    split_offset: int | None = None  # where a reader starts to reach it; None: `offset`
+
+    def __post_init__(self) -> None:
+        if self.split_offset is None:
+            self.split_offset = self.offset
 
 
 @dataclass
@@ -209,11 +236,11 @@ _RESYNC_WINDOW = 16 << 20  # compressed bytes kept behind the read position to r
 class _CompressedWindow:
     """Compressed bytes from a file position onward, read from the stream on demand."""
 
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks = chunks
+    def __init__(self, chunks: Iterator[bytes], base: int = 0):
+        self._chunks = chunks  # the file's bytes from offset `base` on
         self._buf = bytearray()
-        self._buf_start = 0  # file offset of _buf[0]
-        self.start = 0  # file offset of the first byte still needed
+        self._buf_start = base  # file offset of _buf[0]
+        self.start = base  # file offset of the first byte still needed
 
     @property
     def end(self) -> int:
@@ -250,7 +277,7 @@ def _gzip_member_events(
     window: _CompressedWindow,
 ) -> Iterator[_MemberData | _MemberEnd | _MemberBroken]:
     """Decompress member by member; after a broken member, resume at the next WARC-record member."""
-    offset = 0
+    offset = window.start
     while window.fill_to(offset + 1):
         if window.bytes_at(offset, len(_GZIP_MAGIC)) != _GZIP_MAGIC:
             yield _MemberBroken(offset, "no gzip member starts here")
@@ -320,6 +347,7 @@ def _starts_warc_record(data: bytes) -> bool:
 @dataclass
 class _OpenRecord:
     offset: int
+    split_offset: int
     headers: dict[str, str]
     declared: int  # WARC Content-Length
     block_position: int  # decompressed stream position of the block's first byte
@@ -327,11 +355,11 @@ class _OpenRecord:
     got: int = 0
 
     def complete(self) -> _RawRecord:
-        return _RawRecord(self.offset, self.headers, bytes(self.block), self.got)
+        return _RawRecord(self.offset, self.split_offset, self.headers, bytes(self.block), self.got)
 
     def problem(self, reason: QuarantineReason, detail: str) -> _Problem:
         warc_type = self.headers.get("warc-type", "").lower() or None
-        return _Problem(self.offset, reason, detail, _target_uri(self.headers), warc_type)
+        return _Problem(self.offset, reason, detail, _target_uri(self.headers), warc_type, self.split_offset)
 
     def truncated(self, got: int | None = None) -> _Problem:
         got = self.got if got is None else got
@@ -360,13 +388,16 @@ _SEPARATOR_BYTES = b"\r\n"
 class _WarcParser:
     """Push parser: bytes in (decompressed), complete records and problems out, in file order."""
 
-    def __init__(self, retain_limit: int):
+    def __init__(self, retain_limit: int, position: int = 0):
         self._retain_limit = retain_limit
         self._buf = bytearray()
-        self._position = 0  # decompressed stream position of _buf[0]
+        # Stream position of _buf[0]: the file offset in a plain file; in a .gz file, counted in
+        # decompressed bytes from `position`, the first member's offset.
+        self._position = position
         self._record: _OpenRecord | None = None
         self._skip: _Skip | None = None
-        self._member_starts: list[tuple[int, int]] = []  # (decompressed position, member offset)
+        # [decompressed position, member offset, records started in the member so far]
+        self._member_starts: list[list[int]] = []
 
     # -- input -------------------------------------------------------------------------------
 
@@ -379,7 +410,7 @@ class _WarcParser:
         out: list[_RawRecord | _Problem] = []
         if _starts_warc_record(data):
             out += self._close_at_record_start()
-        self._member_starts.append((self._position + len(self._buf), member_offset))
+        self._member_starts.append([self._position + len(self._buf), member_offset, 0])
         return out + self.feed(data)
 
     def end_member(self) -> list[_RawRecord | _Problem]:
@@ -462,16 +493,17 @@ class _WarcParser:
         if not _VERSION_LINE.match(buf, i, end + separator) or _ANY_VERSION_LINE.search(buf, i + 1, end + separator):
             self._skip = _Skip(self._offset_at(self._position + i), reported=False)
             return i + 1, True
-        record_offset = self._offset_at(self._position + i)
+        record_offset, split_offset = self._record_offsets(self._position + i)
         block_start = end + separator
         try:
             headers = _parse_header_lines(bytes(buf[i:end]))
             declared = _content_length(headers)
         except ValueError as exc:
-            out.append(_Problem(record_offset, QuarantineReason.MALFORMED_RECORD, f"bad WARC header: {exc}"))
+            detail = f"bad WARC header: {exc}"
+            out.append(_Problem(record_offset, QuarantineReason.MALFORMED_RECORD, detail, split_offset=split_offset))
             self._skip = _Skip(record_offset, reported=True)
             return block_start, True
-        self._record = _OpenRecord(record_offset, headers, declared, self._position + block_start)
+        self._record = _OpenRecord(record_offset, split_offset, headers, declared, self._position + block_start)
         self._prune_member_starts(self._position + i)
         return block_start, True
 
@@ -554,14 +586,30 @@ class _WarcParser:
     def _garbage_problem(self, offset: int) -> _Problem:
         return _Problem(offset, QuarantineReason.MALFORMED_RECORD, "bytes that are not a WARC record")
 
-    def _offset_at(self, position: int) -> int:
-        """File offset for a decompressed position: itself, or its gzip member's offset."""
-        member_offset = None
-        for start, offset in self._member_starts:
-            if start > position:
+    def _member_at(self, position: int) -> list[int] | None:
+        member = None
+        for candidate in self._member_starts:
+            if candidate[0] > position:
                 break
-            member_offset = offset
-        return position if member_offset is None else member_offset
+            member = candidate
+        return member
+
+    def _offset_at(self, position: int) -> int:
+        """File offset for a stream position: itself, or its gzip member's offset."""
+        member = self._member_at(position)
+        return position if member is None else member[1]
+
+    def _record_offsets(self, position: int) -> tuple[int, int]:
+        """(source offset, split offset) of a record starting at a stream position. In a .gz file
+        the n-th record starting in a member (from 0) gets the member's offset plus n, so that a
+        member holding several records (a file gzipped whole) still gives each its own offset, and
+        so its own doc id; a reader reaches all of them from the member's offset."""
+        member = self._member_at(position)
+        if member is None:
+            return position, position
+        index = member[2]
+        member[2] += 1
+        return member[1] + index, member[1]
 
     def _prune_member_starts(self, position: int) -> None:
         while len(self._member_starts) > 1 and self._member_starts[1][0] <= position:
@@ -623,13 +671,14 @@ def _find_record_start(buf: bytearray, i: int) -> int:
     return -1 if found is None else found.start()
 
 
-def _warc_events(stream: BinaryIO, retain_limit: int) -> Iterator[_RawRecord | _Problem]:
-    """Raw records and container problems of a WARC/WET file, compressed per member or not."""
+def _warc_events(stream: BinaryIO, retain_limit: int, start: int = 0) -> Iterator[_RawRecord | _Problem]:
+    """Raw records and container problems of a WARC/WET file, compressed per member or not, from
+    byte `start` (the stream's position) on."""
     chunks = _chunks(stream)
     first = next(chunks, b"")
-    parser = _WarcParser(retain_limit)
+    parser = _WarcParser(retain_limit, start)
     if first.startswith(b"\x1f\x8b"):
-        window = _CompressedWindow(_prepend(first, chunks))
+        window = _CompressedWindow(_prepend(first, chunks), start)
         for event in _gzip_member_events(window):
             if isinstance(event, _MemberData):
                 if event.first:
@@ -664,13 +713,17 @@ _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';,\s]+)""", re.IGNORECAS
 
 
 def _read_warc(
-    stream: BinaryIO, source_file: str, config: ReaderConfig, file_format: str
+    stream: BinaryIO, source_file: str, config: ReaderConfig, file_format: str, start: int, end: int | None
 ) -> Iterator[Document | Quarantined]:
     to_document = _response_document if file_format == "warc" else _conversion_document
     document_type = "response" if file_format == "warc" else "conversion"
     # Room for the HTTP header section in front of a payload of up to the cap.
     retain_limit = config.max_record_bytes + 2 * _MAX_HEADER_BYTES
-    for event in _warc_events(stream, retain_limit):
+    for event in _warc_events(stream, retain_limit, start):
+        # Events come in file order: the first one past the range ends it (its record belongs to
+        # the next range, which reads it from there).
+        if end is not None and event.split_offset >= end:
+            return
         if isinstance(event, _Problem):
             if event.warc_type in (None, document_type):  # other record types are not documents
                 yield _quarantined(source_file, event.offset, event.url, event.reason, event.detail)
@@ -729,6 +782,11 @@ def _response_document(record: _RawRecord, source_file: str, config: ReaderConfi
         raise _Reject(QuarantineReason.BINARY, binary)
     if not payload.strip():
         raise _Reject(QuarantineReason.EMPTY, "empty HTTP body")
+    if media_type not in _PLAIN_TEXT_TYPES:  # served as HTML, or with no type (read as HTML)
+        kind = sniff_non_html(payload)
+        if kind:
+            served = f"served as {media_type}" if media_type else "served without a content type"
+            raise _Reject(QuarantineReason.NON_HTML, f"{served} but looks like {kind}")
     try:
         decoded, charset = decode_html_bytes(payload, http.charset)
     except UndecodableError as exc:
@@ -961,40 +1019,50 @@ def _decompressed_lines_source(stream: BinaryIO, source_file: str) -> io.Buffere
     return io.BufferedReader(_StreamReader(stream), _READ_CHUNK)
 
 
-def _read_jsonl(stream: BinaryIO, source_file: str, config: ReaderConfig) -> Iterator[Document | Quarantined]:
+def _read_jsonl(
+    stream: BinaryIO, source_file: str, config: ReaderConfig, start: int, end: int | None
+) -> Iterator[Document | Quarantined]:
+    if not splittable_by_name(source_file) and (start or end is not None):
+        raise ValueError(f"{source_file} is one compressed stream: it can only be read whole")
     source = _decompressed_lines_source(stream, source_file)
-    line_no = 0  # of the line being read
+    line_start = start  # byte offset of the line being read, in the decompressed file
     try:
-        for line in _bounded_lines(source, config.max_record_bytes):
-            item = _jsonl_item(line, line_no, source_file, config)
+        for line, size in _bounded_lines(source, config.max_record_bytes):
+            if end is not None and line_start >= end:
+                return
+            item = _jsonl_item(line, line_start, source_file, config)
             if item is not None:
                 yield item
-            line_no += 1
+            line_start += size
     except (_TruncatedStream, EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        detail = f"compressed stream broken, lines from {line_no} on lost: {exc}"
-        yield _quarantined(source_file, line_no, None, QuarantineReason.TRUNCATED_GZIP, detail)
+        detail = f"compressed stream broken, lines from decompressed byte {line_start} on lost: {exc}"
+        yield _quarantined(source_file, line_start, None, QuarantineReason.TRUNCATED_GZIP, detail)
 
 
-def _bounded_lines(source: io.BufferedIOBase, limit: int) -> Iterator[bytes | None]:
-    """Lines of at most `limit` bytes; a longer line is skipped and given as None."""
+def _bounded_lines(source: io.BufferedIOBase, limit: int) -> Iterator[tuple[bytes | None, int]]:
+    """(line, its size in bytes) for lines of at most `limit` bytes; a longer line is skipped
+    and given as None."""
     while True:
         line = source.readline(limit + 1)
         if not line:
             return
         if len(line) > limit and not line.endswith(b"\n"):
-            while (rest := source.readline(_READ_CHUNK)) and not rest.endswith(b"\n"):
-                pass
-            yield None
+            size = len(line)
+            while rest := source.readline(_READ_CHUNK):
+                size += len(rest)
+                if rest.endswith(b"\n"):
+                    break
+            yield None, size
         else:
-            yield line
+            yield line, len(line)
 
 
 def _jsonl_item(
-    line: bytes | None, line_no: int, source_file: str, config: ReaderConfig
+    line: bytes | None, line_start: int, source_file: str, config: ReaderConfig
 ) -> Document | Quarantined | None:
     if line is None:
         detail = f"line over {config.max_record_bytes} bytes"
-        return _quarantined(source_file, line_no, None, QuarantineReason.TOO_LARGE, detail)
+        return _quarantined(source_file, line_start, None, QuarantineReason.TOO_LARGE, detail)
     if not line.strip():
         return None
     url = None
@@ -1003,9 +1071,9 @@ def _jsonl_item(
         obj = _parse_json_object(text_line)
         url = _optional_string(obj, config.url_field)
         text = _required_string(obj, config.text_field)
-        return _finish_document(text, url, source_file, line_no, config, None, charset)
+        return _finish_document(text, url, source_file, line_start, config, None, charset)
     except _Reject as rejected:
-        return _quarantined(source_file, line_no, url, rejected.reason, rejected.detail)
+        return _quarantined(source_file, line_start, url, rejected.reason, rejected.detail)
 
 
 def _decode_line(line: bytes) -> tuple[str, str]:
@@ -1067,22 +1135,30 @@ _JSON_TYPE_NAMES = {
 _PARQUET_BATCH_ROWS = 1024
 
 
-def _read_parquet(stream: BinaryIO, source_file: str, config: ReaderConfig) -> Iterator[Document | Quarantined]:
-    """Rows in order. Damage found by Arrow (a bad footer, a corrupt page, a failed page checksum)
-    loses what it makes unreadable: the file, or one row group, quarantined with the row range."""
-    with _seekable(stream) as seekable:
+def _read_parquet(
+    stream: BinaryIO, source_file: str, config: ReaderConfig, start: int, end: int | None
+) -> Iterator[Document | Quarantined]:
+    """Rows in order, of the row groups whose first byte lies in [start, end). Damage found by
+    Arrow (a bad footer, a corrupt page, a failed page checksum) loses what it makes unreadable:
+    the file, or one row group, quarantined with the row range."""
+    with _seekable(stream, start, source_file) as seekable:
         try:
             parquet = pq.ParquetFile(seekable, page_checksum_verification=True)
             schema = parquet.schema_arrow
             group_rows = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
+            group_starts = parquet_row_group_starts(parquet.metadata)
         except (pa.ArrowException, OSError) as exc:
-            detail = f"not a readable Parquet file, no rows read: {exc}"
-            yield _quarantined(source_file, 0, None, QuarantineReason.CORRUPT_FILE, detail)
+            if start == 0:  # an unreadable file is never split: its one range starts at 0
+                detail = f"not a readable Parquet file, no rows read: {exc}"
+                yield _quarantined(source_file, 0, None, QuarantineReason.CORRUPT_FILE, detail)
             return
         columns = _parquet_columns(schema, source_file, config)
         row = 0
         for group, n_rows in enumerate(group_rows):
-            end = row + n_rows
+            end_row = row + n_rows
+            if not _row_group_in_range(group, group_starts, start, end):
+                row = end_row
+                continue
             try:
                 for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, row_groups=[group], columns=columns):
                     texts = _column_values(batch.column(0))
@@ -1094,10 +1170,35 @@ def _read_parquet(stream: BinaryIO, source_file: str, config: ReaderConfig) -> I
                 problem = f"{exc}"
             else:
                 problem = "fewer rows than the file metadata states"
-            if row < end:
-                detail = f"corrupt row group {group}: rows {row} to {end - 1} lost: {problem}"
+            if row < end_row:
+                detail = f"corrupt row group {group}: rows {row} to {end_row - 1} lost: {problem}"
                 yield _quarantined(source_file, row, None, QuarantineReason.CORRUPT_FILE, detail)
-            row = max(row, end)
+            row = max(row, end_row)
+
+
+def parquet_row_group_starts(metadata: pq.FileMetaData) -> list[int] | None:
+    """Byte offset of each row group's first page, or None when they do not strictly increase in
+    row group order (or a group has no column): then the file is never split."""
+    starts = []
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        if row_group.num_columns == 0:
+            return None
+        starts.append(
+            min(
+                chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+                for chunk in (row_group.column(c) for c in range(row_group.num_columns))
+            )
+        )
+    if any(later <= earlier for earlier, later in zip(starts, starts[1:])):
+        return None
+    return starts
+
+
+def _row_group_in_range(group: int, group_starts: list[int] | None, start: int, end: int | None) -> bool:
+    if group_starts is None:
+        return start == 0  # a file that is never split is read whole by the range from 0
+    return start <= group_starts[group] and (end is None or group_starts[group] < end)
 
 
 def _column_values(column: pa.Array) -> list:
@@ -1108,11 +1209,13 @@ def _column_values(column: pa.Array) -> list:
 
 
 @contextmanager
-def _seekable(stream: BinaryIO) -> Iterator[BinaryIO]:
+def _seekable(stream: BinaryIO, start: int, source_file: str) -> Iterator[BinaryIO]:
     seekable = getattr(stream, "seekable", None)
     if seekable is not None and seekable():
         yield stream
         return
+    if start:
+        raise InputFileError(source_file, f"reading Parquet row groups from byte {start} needs a seekable input")
     with tempfile.TemporaryFile(prefix="crawlmix-parquet-") as spool:
         shutil.copyfileobj(stream, spool, _READ_CHUNK)
         spool.seek(0)

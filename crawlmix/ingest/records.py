@@ -11,8 +11,10 @@ class Document:
     url: str | None
     text: str  # extracted, already normalized text
     source_file: str  # the name given to the reader (a path or s3:// uri string)
-    # Byte offset of the record in the (compressed) file for WARC/WET; 0-based line index for JSONL;
-    # 0-based row index for Parquet.
+    # Where the record sits in its file, unique per record: WARC/WET, the record's byte offset (in a
+    # .gz file its gzip member's offset, plus the record's index in the member when one member holds
+    # several); JSONL, the byte offset of the line's start in the decompressed file; Parquet, the
+    # 0-based row index.
     source_offset: int
     fetch_time: str | None = None  # WARC-Date if known, ISO string
     charset: str | None = None  # the encoding actually used to decode
@@ -62,3 +64,36 @@ class InputFileError(Exception):
         super().__init__(f"{source_file}: {cause}")
         self.source_file = source_file
         self.cause = cause
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """Part of one input file that one shard reads: the records whose split offset lies in
+    [start, end). A record's split offset is where a reader can start to reach it: a WARC/WET
+    record's byte offset (its gzip member's in a .gz file), a JSONL line's start, a Parquet row
+    group's first byte. Files that cannot be split are only ever whole: [0, file_size)."""
+
+    name: str  # path relative to the snapshot folder, '/'-separated: part of every doc id
+    uri: str  # what the shard opens, and what its records give as source_file
+    start: int
+    end: int
+    file_size: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.end <= self.file_size:
+            raise ValueError(
+                f"{self.name}: byte range [{self.start}, {self.end}) does not fit a file of {self.file_size} bytes"
+            )
+
+    @classmethod
+    def whole(cls, name: str, uri: str, file_size: int) -> FileRange:
+        return cls(name, uri, 0, file_size, file_size)
+
+    @property
+    def n_bytes(self) -> int:
+        return self.end - self.start
+
+    @property
+    def reaches_file_end(self) -> bool:
+        """Read to the end of the file: compressed JSONL offsets run past the compressed size."""
+        return self.end >= self.file_size

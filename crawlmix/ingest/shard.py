@@ -1,10 +1,10 @@
-"""Build one shard: read its input files in order, exact-dedup the documents, collect the quarantine."""
+"""Build one shard: read its record ranges in order, exact-dedup the documents, collect the quarantine."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -13,7 +13,14 @@ import pyarrow as pa
 
 from crawlmix.ingest.extract import check_extractor
 from crawlmix.ingest.readers import read_records
-from crawlmix.ingest.records import Document, InputFileError, Quarantined, QuarantineReason, ReaderConfig
+from crawlmix.ingest.records import (
+    Document,
+    FileRange,
+    InputFileError,
+    Quarantined,
+    QuarantineReason,
+    ReaderConfig,
+)
 from crawlmix.ingest.text import content_hash, count_words, make_doc_id
 
 DOCS_SCHEMA = pa.schema(
@@ -54,94 +61,60 @@ class ShardResult:
     stats: dict
 
 
+# Opens a file (by uri) positioned at a byte offset.
+OpenInput = Callable[[str, int], AbstractContextManager[BinaryIO]]
+
+
 def build_shard(
-    source_files: list[str],
-    open_input: Callable[[str], AbstractContextManager[BinaryIO]],
+    ranges: Sequence[FileRange],
+    open_input: OpenInput,
     snapshot: str,
     shard: str,
     config: ReaderConfig,
     progress: Callable[[int], None] | None = None,
 ) -> ShardResult:
-    """Read `source_files` in the given order into one shard's documents and quarantine.
+    """Read the records of `ranges` in the given order into one shard's documents and quarantine.
 
-    A record that cannot become a document is quarantined with a reason; a later document with
-    the content hash of an earlier one becomes an `exact_duplicate` row whose detail is the kept
-    doc_id. Only an input that cannot be opened or read through raises (`InputFileError`).
-    `progress`, when given, is called with the number of records read so far, every 1000 records
-    and once at the end.
+    Each range is opened with `open_input(uri, start)` and read from there (see `read_records`).
+    A document's id is `make_doc_id(snapshot, range name, source offset)`. A record that cannot
+    become a document is quarantined with a reason; a later document with the content hash of an
+    earlier one becomes an `exact_duplicate` row whose detail is the kept doc_id. Only an input
+    that cannot be opened or read through raises (`InputFileError`). `progress`, when given, is
+    called with the number of records read so far, every 1000 records and once at the end.
     """
     check_extractor(config.extractor)
     started = time.monotonic()
     shard_table = _ShardTables(snapshot, shard)
-    input_bytes = 0
-    for name in source_files:
-        counted = _CountedRecords(name, open_input, config)
-        for item in counted:
-            shard_table.add(item)
+    for file_range in ranges:
+        for item in _range_records(file_range, open_input, config):
+            shard_table.add(item, file_range.name)
             if progress is not None and shard_table.n_records % _PROGRESS_EVERY == 0:
                 progress(shard_table.n_records)
-        input_bytes += counted.bytes_read
     if progress is not None:
         progress(shard_table.n_records)
     docs, quarantine = shard_table.docs_table(), shard_table.quarantine_table()
-    stats = shard_table.stats(len(source_files), input_bytes, time.monotonic() - started)
+    stats = shard_table.stats(
+        n_input_files=len({r.name for r in ranges}),
+        n_ranges=len(ranges),
+        input_bytes=sum(r.n_bytes for r in ranges),
+        elapsed_s=time.monotonic() - started,
+    )
     return ShardResult(docs=docs, quarantine=quarantine, stats=stats)
 
 
-class _CountedRecords:
-    """Records of one input file; measures how far into the file reading went (its size, once read
-    through) and turns any failure to open or read it into InputFileError (record-level problems
-    never get here: readers quarantine them)."""
-
-    def __init__(self, name: str, open_input: Callable[[str], AbstractContextManager[BinaryIO]], config: ReaderConfig):
-        self._name = name
-        self._open_input = open_input
-        self._config = config
-        self.bytes_read = 0
-
-    def __iter__(self) -> Iterator[Document | Quarantined]:
-        try:
-            with self._open_input(self._name) as stream:
-                counting = _CountingReader(stream, self)
-                yield from read_records(counting, self._name, self._config)
-        except InputFileError:
-            raise
-        except Exception as exc:
-            raise InputFileError(self._name, f"{type(exc).__name__}: {exc}") from exc
-
-
-class _CountingReader:
-    """Passes reads through to a binary stream, recording in `counter.bytes_read` the furthest byte
-    read (Parquet readers seek and re-read; a sum of reads would overstate the input)."""
-
-    def __init__(self, stream: BinaryIO, counter: _CountedRecords):
-        self._stream = stream
-        self._counter = counter
-        self._position = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._position += len(data)
-        self._counter.bytes_read = max(self._counter.bytes_read, self._position)
-        return data
-
-    def seekable(self) -> bool:
-        seekable = getattr(self._stream, "seekable", None)
-        return bool(seekable and seekable())
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self._position = self._stream.seek(offset, whence)
-        return self._position
-
-    def tell(self) -> int:
-        return self._stream.tell()
-
-    @property
-    def closed(self) -> bool:
-        return getattr(self._stream, "closed", False)
-
-    def readable(self) -> bool:
-        return True
+def _range_records(
+    file_range: FileRange, open_input: OpenInput, config: ReaderConfig
+) -> Iterator[Document | Quarantined]:
+    """Records of one range; any failure to open or read the file becomes InputFileError
+    (record-level problems never get here: readers quarantine them)."""
+    end = None if file_range.reaches_file_end else file_range.end
+    try:
+        with open_input(file_range.uri, file_range.start) as stream:
+            yield from read_records(stream, file_range.uri, config, file_range.start, end)
+    except InputFileError:
+        raise
+    except Exception as exc:
+        raise InputFileError(file_range.uri, f"{type(exc).__name__}: {exc}") from exc
 
 
 class _ShardTables:
@@ -156,7 +129,8 @@ class _ShardTables:
         self._reasons: Counter[str] = Counter()
         self.n_records = 0
 
-    def add(self, item: Document | Quarantined) -> None:
+    def add(self, item: Document | Quarantined, source_name: str) -> None:
+        """`source_name`: the item's file name inside the snapshot, part of its doc id."""
         self.n_records += 1
         if isinstance(item, Quarantined):
             self._add_quarantined(item.source_file, item.source_offset, item.url, item.reason, item.detail)
@@ -168,7 +142,7 @@ class _ShardTables:
                 item.source_file, item.source_offset, item.url, QuarantineReason.EXACT_DUPLICATE.value, kept
             )
             return
-        doc_id = make_doc_id(item.url, chash)
+        doc_id = make_doc_id(self._snapshot, source_name, item.source_offset)
         self._kept_by_hash[chash] = doc_id
         row = {
             "doc_id": doc_id,
@@ -206,11 +180,12 @@ class _ShardTables:
     def quarantine_table(self) -> pa.Table:
         return pa.Table.from_pydict(self._quarantine, schema=QUARANTINE_SCHEMA)
 
-    def stats(self, n_input_files: int, input_bytes: int, elapsed_s: float) -> dict:
+    def stats(self, n_input_files: int, n_ranges: int, input_bytes: int, elapsed_s: float) -> dict:
         duplicate = QuarantineReason.EXACT_DUPLICATE.value
         by_reason = {reason: n for reason, n in sorted(self._reasons.items()) if reason != duplicate}
         return {
             "n_input_files": n_input_files,
+            "n_ranges": n_ranges,
             "n_records": self.n_records,
             "n_docs": len(self._docs["doc_id"]),
             "n_exact_duplicates": self._reasons[duplicate],

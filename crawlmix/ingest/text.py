@@ -44,9 +44,14 @@ def content_hash(text: str) -> str:
     return hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=16).hexdigest()
 
 
-def make_doc_id(url: str | None, chash: str) -> str:
-    """32 hex chars, stable across runs, different when either the url or the content differs."""
-    key = f"{url or ''}\x00{chash}".encode("utf-8", "surrogatepass")
+def make_doc_id(snapshot: str, source_name: str, source_offset: int) -> str:
+    """32 hex chars naming one record of one snapshot: unique across snapshots and shards.
+
+    Built from where the record sits (snapshot, file name inside the snapshot, offset), not from
+    its URL and content: a re-crawl of a page in a later snapshot, or a copy in another shard, is a
+    separate document whose duplicate status dedup decides, never an id collision.
+    """
+    key = f"{snapshot}\x00{source_name}\x00{int(source_offset)}".encode("utf-8", "surrogatepass")
     return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
