@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from crawlmix.centroid_store import CentroidTree
-from crawlmix.mixture import MixtureResult, MixtureSpec
+from crawlmix.mixture import MixtureResult, MixtureSpec, duplicate_groups, edges_frame
 from crawlmix.storage import Storage
 from crawlmix.tables import (
     read_table,
@@ -32,8 +32,38 @@ DOCS_PER_FILE = 50_000
 CHARS_PER_TOKEN = 4  # the approximate tokenizer: about four characters per token for English web text
 
 
+def read_duplicate_edges(store: Storage, snapshots: Sequence[str]) -> pd.DataFrame:
+    """Every dedup link (`doc_id, kept_doc_id, method`) of `snapshots`, and of the earlier snapshots
+    their kept documents live in, followed until no new snapshot is named: a copy of a copy is
+    still one group. Each snapshot in `snapshots` must have its dedup file (scoring needed it); an
+    earlier snapshot without one contributes nothing."""
+    frames, seen = [], set()
+    todo = sorted(set(snapshots))
+    required = set(todo)
+    while todo:
+        snapshot = todo.pop()
+        if snapshot in seen:
+            continue
+        seen.add(snapshot)
+        key = store.key("semantic_duplicates", snapshot, "all", "parquet")
+        if snapshot not in required and not store.exists(key):
+            continue
+        if not store.exists(key):
+            raise FileNotFoundError(f"no dedup output for snapshot {snapshot} ({store.uri(key)}): "
+                                    "materialize semantic_duplicates for it first")
+        table = read_table(store, key).to_pandas()
+        frames.append(edges_frame(table))
+        if "kept_snapshot" in table.columns:
+            todo += sorted(set(table["kept_snapshot"].dropna().astype(str)) - seen)
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ("doc_id", "kept_doc_id", "method")})
+    return pd.concat(frames, ignore_index=True)
+
+
 def build_pool(store: Storage, shards: Sequence[tuple[str, str]], centroids: CentroidTree) -> pd.DataFrame:
-    """One row per scored document: ids, cluster path, distance, quality, duplicate flag, approx tokens."""
+    """One row per scored document: ids, cluster path, distance, quality, duplicate flag and group
+    (from the dedup files: `duplicate_group`, and `duplicate_method` "exact" / "semantic" on the
+    removed ones), approx tokens. Empty shards add nothing."""
     frames = []
     for snapshot, shard in shards:
         labels_key = store.key("cluster_labels", snapshot, shard, "parquet")
@@ -58,14 +88,18 @@ def build_pool(store: Storage, shards: Sequence[tuple[str, str]], centroids: Cen
         frames.append(frame)
     if not frames:
         raise ValueError("no scored documents in the mixture's scope: materialize quality_scores first")
-    return pd.concat(frames, ignore_index=True)
+    pool = pd.concat(frames, ignore_index=True)
+    edges = read_duplicate_edges(store, sorted({snapshot for snapshot, _ in shards}))
+    pool["duplicate_group"], pool["duplicate_method"] = duplicate_groups(pool["doc_id"].tolist(), edges)
+    return pool
 
 
 def mixture_version(spec: MixtureSpec, centroid_version: str, selection: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode())
     digest.update(centroid_version.encode())
-    digest.update("\n".join(f"{d}:{r}" for d, r in zip(selection["doc_id"], selection["repeats"])).encode())
+    used = selection["n_tokens_used"] if "n_tokens_used" in selection.columns else selection["repeats"] * 0
+    digest.update("\n".join(f"{d}:{r}:{u}" for d, r, u in zip(selection["doc_id"], selection["repeats"], used)).encode())
     return digest.hexdigest()[:16]
 
 
@@ -81,10 +115,11 @@ class WrittenMixture:
 def composition(selection: pd.DataFrame, centroids: CentroidTree) -> pd.DataFrame:
     top = centroids.tree.levels
     column = f"cluster_l{top}"
-    weighted = selection.assign(docs=selection["repeats"], tokens=selection["n_tokens"] * selection["repeats"])
+    weighted = selection.assign(docs=selection["repeats"], tokens=_tokens_used(selection) * selection["repeats"])
     table = weighted.groupby(column)[["docs", "tokens"]].sum().reset_index().rename(columns={column: "cluster_id"})
     table["name"] = [centroids.names[top - 1].get(int(c), str(c)) for c in table["cluster_id"]]
     table["share"] = table["tokens"] / max(int(table["tokens"].sum()), 1)
+    table["doc_share"] = table["docs"] / max(int(table["docs"].sum()), 1)
     return table.sort_values("tokens", ascending=False).reset_index(drop=True)
 
 
@@ -123,12 +158,29 @@ def write_mixture(
     return WrittenMixture(version, manifest_key, doc_keys, card_key, comp)
 
 
+def _tokens_used(selection: pd.DataFrame) -> pd.Series:
+    """Tokens of each copy the mixture uses (`n_tokens` but on a document cut at the boundary)."""
+    return selection["n_tokens_used"] if "n_tokens_used" in selection.columns else selection["n_tokens"]
+
+
+def cut_text(text: str, n_tokens_used: int, n_tokens: int) -> str:
+    """The part of a document the mixture uses: the first `n_tokens_used` approximate tokens
+    (CHARS_PER_TOKEN characters each), the whole text when it is not cut."""
+    if n_tokens_used >= n_tokens or not isinstance(text, str):
+        return text
+    return text[: max(1, n_tokens_used) * CHARS_PER_TOKEN]
+
+
 def _with_text(store: Storage, selection: pd.DataFrame) -> pd.DataFrame:
     parts = []
     for (snapshot, shard), group in selection.groupby(["snapshot", "shard"], sort=True):
         raw = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["doc_id", "url", "text"]).to_pandas()
         parts.append(group.merge(raw, on="doc_id", how="left"))
     merged = pd.concat(parts, ignore_index=True) if parts else selection.assign(url=None, text=None)
+    if "n_tokens_used" in merged.columns and len(merged):
+        cut = merged["n_tokens_used"] < merged["n_tokens"]
+        merged.loc[cut, "text"] = [cut_text(t, int(u), int(n)) for t, u, n in
+                                   merged.loc[cut, ["text", "n_tokens_used", "n_tokens"]].itertuples(index=False)]
     return merged.sort_values(["snapshot", "shard", "doc_id"]).reset_index(drop=True)
 
 
@@ -152,9 +204,14 @@ def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, cent
         "",
         "## Composition by top-level cluster",
         "",
-        "| cluster | name | docs | tokens | share |",
-        "| ---: | --- | ---: | ---: | ---: |",
-        *[f"| {int(r.cluster_id)} | {r.name} | {int(r.docs):,} | {int(r.tokens):,} | {100 * r.share:.1f}% |" for r in comp.itertuples()],
+        "| cluster | name | docs | share of docs | tokens | share of tokens |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
+        *[f"| {int(r.cluster_id)} | {r.name} | {int(r.docs):,} | {100 * r.doc_share:.1f}% | {int(r.tokens):,} | "
+          f"{100 * r.share:.1f}% |" for r in comp.itertuples()],
+        "",
+        "## Constraints",
+        "",
+        *constraint_lines(spec, result),
         "",
         "## Filters applied and what they removed",
         "",
@@ -173,6 +230,38 @@ def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, cent
                   f"{result.details['n_evaluated']} candidates evaluated; best score {result.details['best_score']:.4f} "
                   f"in round {result.details['best_round']}."]
     return "\n".join(lines) + "\n"
+
+
+def constraint_lines(spec: MixtureSpec, result: MixtureResult) -> list[str]:
+    """What bounded the mixture, in the card's words: size, repeats, share cap, duplicates, cuts."""
+    details = result.details
+    pool_total = details.get("pool_total")
+    size = f"- size: {spec.size.describe()}"
+    if pool_total is not None:
+        size += f" -> target {result.target:,} {result.unit} of a filtered pool of {pool_total:,.0f} {result.unit}"
+    once = spec.policy in ("balanced", "quality_topk")
+    repeats = int(spec.options.get("max_repeats", 1))
+    lines = [size, "- max_repeats: 1 (each document at most once)" if once or repeats == 1 else
+             f"- max_repeats: {repeats} (a document appears at most {repeats} times)"]
+    if spec.policy == "search":
+        requested = float(spec.options.get("max_share", details.get("max_share_requested", 1.0)))
+        held = details.get("max_share", requested)
+        share = (f"- max_share: {requested:g} of the mixture's {result.unit} per top-level cluster (the search "
+                 f"weighs clusters in the size's unit; the other unit's shares may differ)")
+        if held > requested + 1e-12:
+            share += f" (raised to {held:.3g}: too few top-level clusters can take weight for {requested:g})"
+        lines.append(share)
+        lines.append(f"- search: {details.get('n_evaluated', 0)} candidates, each within max_share and max_repeats; "
+                     f"evaluation sample {details.get('eval_sample_documents')} documents"
+                     + (f", n-gram proxy token budget {details['token_budget']:,}" if details.get("token_budget") else ""))
+    lines.append("- duplicates: exact copies never selected; removed semantic duplicates "
+                 + ("dropped" if spec.filters.drop_semantic_duplicates else
+                    "allowed, at most one document per duplicate group"))
+    cut = int(details.get("cut_documents", 0))
+    if cut:
+        lines.append(f"- cut at the boundary: {cut} document(s) used in part (`n_tokens_used` < `n_tokens` in the "
+                     "manifest; the documents files hold only that part)")
+    return lines
 
 
 def current_pointer_key(name: str) -> str:

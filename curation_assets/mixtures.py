@@ -21,12 +21,13 @@ from crawlmix import plots
 from crawlmix.centroid_store import load_current
 from crawlmix.mixture import (
     build_mixture,
+    duplicate_groups,
     evaluator_from_options,
+    plan_search,
     validate_against_corpus,
 )
-from crawlmix.mixture_steps import achieved_error, build_pool, publish, write_mixture
+from crawlmix.mixture_steps import achieved_error, build_pool, publish, read_duplicate_edges, write_mixture
 from crawlmix.quality import REFERENCE_SET_PATH, load_reference_texts
-from crawlmix.quality_steps import duplicate_ids
 from crawlmix.storage import stored_shards
 from crawlmix.tables import read_bytes_verified, read_table, table_file_metadata
 from curation_assets import OWNERS
@@ -76,7 +77,7 @@ def build_mixtures(specs, warehouse_pool: str | None = None):
         pool = build_pool(store, stored_shards(store, "quality_scores", snapshots, "parquet"), centroids)
         evaluator = None
         if spec.policy == "search":
-            evaluator = _search_evaluator(store, spec, pool)
+            evaluator = _search_evaluator(store, spec, pool, centroids)
         search_rows = []
 
         def record_candidate(candidate) -> None:
@@ -93,8 +94,11 @@ def build_mixtures(specs, warehouse_pool: str | None = None):
             "target": result.target, "unit": result.unit, "achieved": result.achieved,
             "min_quality": spec.filters.min_quality, "drop_semantic_duplicates": spec.filters.drop_semantic_duplicates,
             "max_repeats": int(spec.options.get("max_repeats", 1)),
+            "size": spec.size.describe(),
             "weights": {str(k): v for k, v in result.weights.items()},
         }
+        if spec.policy == "search":
+            provenance["max_share"] = result.details["max_share"]
         written = write_mixture(store, spec, result, centroids, provenance)
         wh = warehouse.get_warehouse()
         built_at = pd.Timestamp.now(tz="UTC").to_pydatetime()
@@ -143,7 +147,9 @@ def build_mixtures(specs, warehouse_pool: str | None = None):
         name="expectations",
         description=(
             "Size on target (+/- 1%), weights sum to 1, no document beyond its repeat cap, none under the "
-            "quality floor, no removed semantic duplicate included, every document labelled with the "
+            "quality floor, no exact copy and (when the spec drops them) no removed semantic duplicate "
+            "included, at most one document per duplicate group (copies across snapshots included), doc ids "
+            "unique, a cut document used in part only and selected once, every document labelled with the "
             "current centroid version."
         ),
     )
@@ -157,21 +163,34 @@ def build_mixtures(specs, warehouse_pool: str | None = None):
         manifest = read_table(store, key).to_pandas()
         meta = table_file_metadata(store, key)
         current = load_current(store).version
-        # Every manifest doc was scored, and scoring needed its snapshot's semantic_duplicates.
-        duplicates = set().union(*(duplicate_ids(store, s) for s in sorted(set(manifest["snapshot"]))))
-        achieved = int(manifest["repeats"].sum()) if meta["unit"] == "documents" else int((manifest["n_tokens"] * manifest["repeats"]).sum())
+        # Every manifest doc was scored, and scoring needed its snapshot's semantic_duplicates; the
+        # groups are recomputed from those files here, not taken from the builder.
+        edges = read_duplicate_edges(store, sorted(set(manifest["snapshot"])))
+        group, method = duplicate_groups(manifest["doc_id"].tolist(), edges)
+        removed = pd.notna(method)
+        tokens_used = manifest["n_tokens_used"] if "n_tokens_used" in manifest.columns else manifest["n_tokens"]
+        per_copy = manifest["repeats"] if meta["unit"] == "documents" else manifest["repeats"] * tokens_used
+        achieved = int(per_copy.sum())
         weights_total = sum(meta.get("weights", {}).values())
         frame = manifest.assign(
             size_error=achieved_error(meta["target"], achieved),
             weights_total=round(weights_total, 6),
-            is_removed_duplicate=manifest["doc_id"].isin(duplicates) if spec.filters.drop_semantic_duplicates else False,
+            duplicate_group=group,
+            is_exact_copy=method == "exact",
+            is_removed_duplicate=removed if spec.filters.drop_semantic_duplicates else False,
+            # a cut document keeps 1..n_tokens of its tokens and is selected once
+            cut_ok=(tokens_used >= 1) & (tokens_used <= manifest["n_tokens"])
+            & ((tokens_used == manifest["n_tokens"]) | (manifest["repeats"] == 1)),
         )
         outcome = run_suite(frame, "final_mixtures", lambda gxe: [
             gxe.ExpectColumnValuesToBeBetween(column="size_error", max_value=0.01),
             gxe.ExpectColumnValuesToBeBetween(column="weights_total", min_value=0.999, max_value=1.001),
             gxe.ExpectColumnValuesToBeBetween(column="repeats", min_value=1, max_value=meta["max_repeats"]),
             gxe.ExpectColumnValuesToBeBetween(column="quality", min_value=spec.filters.min_quality),
+            gxe.ExpectColumnValuesToBeInSet(column="is_exact_copy", value_set=[False]),
             gxe.ExpectColumnValuesToBeInSet(column="is_removed_duplicate", value_set=[False]),
+            gxe.ExpectColumnValuesToBeUnique(column="duplicate_group"),
+            gxe.ExpectColumnValuesToBeInSet(column="cut_ok", value_set=[True]),
             gxe.ExpectColumnValuesToBeInSet(column="centroid_version", value_set=[current]),
             gxe.ExpectColumnValuesToBeUnique(column="doc_id"),
         ])
@@ -217,21 +236,26 @@ def _latest_version(store, name: str) -> str:
     return json.loads(read_bytes_verified(store, pointer))["version"]
 
 
-def _search_evaluator(store, spec, pool: pd.DataFrame):
-    """The spec's evaluator; the built-in n-gram proxy trains on pool texts and targets the reference set."""
+def _search_evaluator(store, spec, pool: pd.DataFrame, centroids):
+    """The spec's evaluator; the built-in n-gram proxy trains on pool texts and targets the reference
+    set, with its token budget scaled to what the pool's evaluation samples hold (`plan_search`)."""
     texts: dict[str, str] = {}
     for (snapshot, shard), _ in pool.groupby(["snapshot", "shard"]):
         raw = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["doc_id", "text"])
         texts.update(zip(raw.column("doc_id").to_pylist(), raw.column("text").to_pylist()))
-    options = spec.options.get("evaluator")
+    options = dict(spec.options.get("evaluator") or {"type": "ngram"})
     target = None
-    if (options or {"type": "ngram"}).get("type", "ngram") == "ngram":
-        target = load_reference_texts((options or {}).get("target", str(REFERENCE_SET_PATH)))
+    if options.get("type", "ngram") == "ngram":
+        target = load_reference_texts(options.get("target", str(REFERENCE_SET_PATH)))
+        plan = plan_search(pool, spec, centroids.keywords, centroids.names)
+        options["token_budget"] = plan.token_budget
     return evaluator_from_options(options, texts=texts, target_texts=target, seed=spec.seed)
 
 
 def _composition_md(comp: pd.DataFrame) -> str:
-    lines = ["| cluster | name | docs | tokens | share | |", "| ---: | --- | ---: | ---: | ---: | --- |"]
+    lines = ["| cluster | name | docs | share of docs | tokens | share of tokens | |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | --- |"]
     for r in comp.itertuples():
-        lines.append(f"| {int(r.cluster_id)} | {r.name} | {int(r.docs)} | {int(r.tokens)} | {100 * r.share:.1f}% | {'█' * round(30 * r.share)} |")
+        lines.append(f"| {int(r.cluster_id)} | {r.name} | {int(r.docs)} | {100 * r.doc_share:.1f}% | {int(r.tokens)} | "
+                     f"{100 * r.share:.1f}% | {'█' * round(30 * r.share)} |")
     return "\n".join(lines)

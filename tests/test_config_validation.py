@@ -174,6 +174,9 @@ INVALID_SPEC_FIELDS: dict[str, tuple[str, dict]] = {
     "size.documents": ("balanced", {"size": {"documents": 0}}),
     "size.tokens": ("balanced", {"size": {"tokens": -5}}),
     "size.tokenizer": ("balanced", {"size": {"tokens": 1000, "tokenizer": "gpt2"}}),
+    # YAML `documents_fraction` / `tokens_fraction`: a share of the filtered pool (balanced takes at most all of it)
+    "size.fraction": ("balanced", {"size": {"documents_fraction": 1.5}}),
+    "size.at_most_fraction": ("balanced", {"size": {"documents": 10, "at_most_fraction": 0}}),
     "policy": ("balanced", {"policy": "random"}),
     "options": ("balanced", {"options": "closest"}),
     "seed": ("balanced", {"seed": -1}),
@@ -197,6 +200,7 @@ INVALID_SPEC_FIELDS: dict[str, tuple[str, dict]] = {
     "options.search.eval_sample_documents": ("search", {"options": {"eval_sample_documents": 0}}),
     "options.search.max_repeats": ("search", {"options": {"max_repeats": 0}}),
     "options.search.temperature": ("search", {"options": {"temperature": -1}}),
+    "options.search.max_share": ("search", {"options": {"max_share": 0}}),
     "options.search.evaluator.type": ("search", {"options": {"evaluator": {"type": "human"}}}),
     "options.search.evaluator.function": ("search", {"options": {"evaluator": {"type": "python", "function": "no colon"}}}),
     "options.search.evaluator.command": ("search", {"options": {"evaluator": {"type": "command", "command": "rm -rf /"}}}),

@@ -93,3 +93,15 @@ def test_command_evaluator(tmp_path):
         command_evaluator([sys.executable, "-c", "import time; time.sleep(5)"], timeout_s=0.5)(str(p), {})
     with pytest.raises(EvaluatorError, match="could not start"):
         command_evaluator(["/nonexistent/binary"])(str(p), {})
+
+
+def test_ngram_short_sample_trains_on_the_full_budget():
+    """A sample shorter than the budget is gone through again, so it trains on as many tokens as a
+    long one: one document taken once scores the same as that document repeated 50 times."""
+    texts, target = _pool(10)
+    ev = NgramLMEvaluator(texts, target, token_budget=1000, seed=0)
+    once = pd.DataFrame({"doc_id": ["a1"], "repeats": [1]})
+    many = pd.DataFrame({"doc_id": ["a1"], "repeats": [50]})
+    assert len(texts["a1"].split()) < 200  # far under the budget
+    assert ev(once) == ev(many)
+    assert ev([texts["a1"]]) == ev(once)  # plain text lists cycle the same way

@@ -100,8 +100,11 @@ def test_filters_counts_and_exclusion():
     assert not fp["is_semantic_duplicate"].any()
     assert (fp["cluster_l1"] != 0).all() and (fp["cluster_l3"] != 0).all()
     assert sum(counts.values()) + len(fp) == len(pool)
-    assert set(counts) == {"scope", "min_quality", "semantic_duplicates", "exclude_clusters"}
-    assert all(v > 0 for v in counts.values())
+    assert set(counts) == {"scope", "min_quality", "exact_duplicates", "semantic_duplicates", "exclude_clusters",
+                           "duplicate_copies"}
+    # no dedup file links in this pool: only the flag-driven filters remove anything
+    assert counts["exact_duplicates"] == counts["duplicate_copies"] == 0
+    assert all(counts[k] > 0 for k in ("scope", "min_quality", "semantic_duplicates", "exclude_clusters"))
 
 
 def test_weighted_repeat_cap_and_target():

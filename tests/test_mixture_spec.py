@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -123,3 +124,62 @@ def test_validate_against_corpus():
     bad_level = parse(options={"level": 5})
     with pytest.raises(MixtureSpecError, match="options.level"):
         validate_against_corpus(bad_level, {"2024-10"}, ids, kw)
+
+
+def test_relative_sizes_parse_resolve_and_round_trip():
+    cap = parse(size={"tokens": 150_000, "at_most_fraction": 0.5}, options={"max_repeats": 2})
+    assert cap.size.unit == "tokens" and cap.size.value == 150_000 and cap.size.at_most_fraction == 0.5
+    assert cap.size.resolve(10_000_000) == 150_000  # a large pool: the amount
+    assert cap.size.resolve(40_000) == 20_000  # a small pool: half of it
+    frac = parse(policy="balanced", options={}, size={"documents_fraction": 0.25})
+    assert frac.size.unit == "documents" and frac.size.value is None
+    assert [frac.size.resolve(n) for n in (30, 200, 2)] == [8, 50, 1]  # rounded, never 0
+    upsample = parse(size={"tokens_fraction": 1.5}, options={"max_repeats": 2})
+    assert upsample.size.resolve(1000) == 1500
+    for sp in (cap, frac, upsample):
+        assert parse_mixture_specs([sp.to_dict()])[0] == sp
+    assert "at most 0.5 of the filtered pool's tokens" in cap.size.describe()
+
+
+@pytest.mark.parametrize(
+    "over, field, words",
+    [
+        ({"size": {"documents_fraction": 0}}, "size.documents_fraction", "> 0.0"),
+        ({"size": {"documents_fraction": "half"}}, "size.documents_fraction", "finite number"),
+        ({"size": {"documents_fraction": 0.5, "tokens": 10}}, "size", "exactly one"),
+        ({"size": {"documents_fraction": 0.5, "at_most_fraction": 0.5}}, "size.at_most_fraction", "not to a fraction"),
+        ({"size": {"documents_fraction": 0.5, "tokenizer": "approx"}}, "size.tokenizer", "tokens size"),
+        ({"size": {"at_most_fraction": 0.5}}, "size", "exactly one"),
+        # above 1 means repeats: only as far as max_repeats allows (3 in GOOD)
+        ({"size": {"tokens_fraction": 3.5}}, "size.tokens_fraction", "<= 3"),
+        ({"size": {"documents": 10, "at_most_fraction": 4}}, "size.at_most_fraction", "<= 3"),
+        ({"policy": "balanced", "options": {}, "size": {"documents_fraction": 1.2}}, "size.documents_fraction",
+         "at most once"),
+        ({"policy": "search", "options": {"max_share": 0}}, "options.max_share", "> 0.0"),
+        ({"policy": "search", "options": {"max_share": 1.5}}, "options.max_share", "<= 1.0"),
+    ],
+)
+def test_relative_size_and_max_share_errors(over, field, words):
+    with pytest.raises(MixtureSpecError) as ei:
+        parse(**over)
+    msg = str(ei.value)
+    assert f"{field}:" in msg and words in msg, msg
+
+
+def test_search_max_share_defaults_and_is_stated():
+    from crawlmix.mixture import DEFAULT_MAX_SHARE
+
+    sp = parse(policy="search", options={"max_repeats": 3})
+    assert sp.options["max_share"] == DEFAULT_MAX_SHARE == 0.35
+    assert sp.to_dict()["options"]["max_share"] == 0.35  # in the card's spec line and the version hash
+    assert parse(policy="search", options={"max_share": 1.0, "max_repeats": 3}).options["max_share"] == 1.0
+
+
+def test_bundled_mixture_file_uses_sizes_that_fit_any_pool():
+    import crawlmix
+
+    specs = load_mixture_specs(str(Path(crawlmix.__file__).parent / "sample" / "mixtures.yaml"))
+    assert {s.name for s in specs} == {"balanced-docs", "weighted-tokens", "quality-topk", "searched"}
+    for sp in specs:
+        assert sp.size.fraction is not None or sp.size.at_most_fraction is not None, sp.name
+        assert sp.size.resolve(30) <= 30 * int(sp.options.get("max_repeats", 1))

@@ -26,7 +26,7 @@ mixtures:
   - name: small-weighted
     scope: all
     filters: {min_quality: 0.0, drop_semantic_duplicates: false}
-    size: {documents: 12}
+    size: {documents: 12, at_most_fraction: 1.5}  # near-duplicates collapse to one per group: few left
     policy: weighted
     options: {level: top, temperature: 1.0, max_repeats: 2}
     seed: 1
@@ -35,7 +35,10 @@ mixtures:
     filters: {min_quality: 0.0, drop_semantic_duplicates: false}
     size: {documents: 10}
     policy: search
-    options: {scale: 0.1, pool_size: 2000, eval_sample_documents: 10, max_repeats: 10, evaluator: {type: ngram, token_budget: 5000}}
+    # two top-level clusters: at the default max_share the only mixture allowed is the even split (one
+    # candidate); lifting the cap lets this toy corpus exercise the search rounds
+    options: {scale: 0.1, pool_size: 2000, eval_sample_documents: 10, max_repeats: 10, max_share: 1.0,
+              evaluator: {type: ngram, token_budget: 5000}}
     seed: 1
     formats: [parquet, jsonl.gz]
 """
@@ -85,15 +88,22 @@ def test_quality_scores_are_in_range_aligned_and_aggregated(world):
     assert set(impact["n"]) == {20}
 
 
-@pytest.mark.parametrize("name, target", [("small-balanced", 3), ("small-weighted", 12), ("small-search", 10)])
+@pytest.mark.parametrize("name, target", [("small-balanced", 3), ("small-weighted", None), ("small-search", 10)])
 def test_each_policy_builds_gates_and_publishes_its_mixture(world, name, target):
     settings, _, _, _, mixes = world
     result = mixes[name]
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     folder = settings.home / "storage" / "final_mixtures" / name
     current = json.loads((folder / "current.json").read_text())
-    manifest = pq.read_table(folder / f"{current['version']}.manifest.parquet").to_pandas()
-    assert int(manifest["repeats"].sum()) == target
+    manifest_path = folder / f"{current['version']}.manifest.parquet"
+    manifest = pq.read_table(manifest_path).to_pandas()
+    recorded = json.loads(pq.read_schema(manifest_path).metadata[b"crawlmix"])
+    if target is None:  # relative size: 12 documents, at most 1.5x the filtered pool (one per duplicate group)
+        removed = pq.read_table(settings.home / "storage" / "semantic_duplicates" / "snap-a" / "all.parquet").num_rows
+        groups = 20 - removed
+        target = min(12, round(1.5 * groups))
+        assert recorded["target"] == target and manifest["repeats"].max() == 2
+    assert int(manifest["repeats"].sum()) == target == recorded["target"]
     docs = pq.read_table(folder / f"{current['version']}.docs-00000.parquet").to_pandas()
     assert docs["text"].str.len().min() > 0
     card = (folder / f"{current['version']}.card.md").read_text()
@@ -106,25 +116,33 @@ def test_each_policy_builds_gates_and_publishes_its_mixture(world, name, target)
 
 def test_search_records_every_candidate(world):
     settings, _, _, _, mixes = world
-    assert (settings.home / "storage" / "final_mixtures" / "small-search").glob("*.jsonl.gz")
+    folder = settings.home / "storage" / "final_mixtures" / "small-search"
+    version = json.loads((folder / "current.json").read_text())["version"]
+    jsonl = sorted(folder.glob(f"{version}.docs-*.jsonl.gz"))
+    assert len(jsonl) == 1, jsonl
+    import gzip
+
+    records = [json.loads(line) for line in gzip.decompress(jsonl[0].read_bytes()).decode().splitlines()]
+    manifest = pq.read_table(folder / f"{version}.manifest.parquet").to_pandas()
+    assert sorted(r["doc_id"] for r in records) == sorted(manifest["doc_id"]) and all(r["text"] for r in records)
     rows = Warehouse(settings.warehouse_url).read_frame("SELECT COUNT(*) AS n FROM mixture_search WHERE mixture = 'small-search'")
     assert int(rows["n"][0]) >= 6
 
 
-def test_gate_blocks_publication_of_a_mixture_with_a_below_floor_document(world):
-    settings, defs, instance, _, _ = world
-    folder = settings.home / "storage" / "final_mixtures" / "small-balanced"
+def _plant_then_gate(settings, defs, instance, name, plant):
+    """Rewrite the mixture's latest manifest with `plant(frame)` (checksummed, as a buggy writer would
+    leave it), reset `current`, run the gate then publication; returns (run result, folder)."""
+    import pyarrow as pa
+
+    folder = settings.home / "storage" / "final_mixtures" / name
     published = json.loads((folder / "current.json").read_text())["version"]
     manifest_path = folder / f"{published}.manifest.parquet"
     table = pq.read_table(manifest_path)
-    frame = table.to_pandas()
-    frame.loc[0, "quality"] = -0.5  # planted: below the spec's floor of 0.0
-    import pyarrow as pa
-
+    frame = plant(table.to_pandas())
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(table.schema.metadata), manifest_path)
     # Planted by a (buggy) writer, so checksummed like any output: the gate, not verification, must catch it.
-    record_checksum(LocalStorage(settings.storage_root), f"final_mixtures/small-balanced/{published}.manifest.parquet", *sha256_of(str(manifest_path)))
-    (folder / "current.json").write_text(json.dumps({"mixture": "small-balanced", "version": "previous"}))
+    record_checksum(LocalStorage(settings.storage_root), f"final_mixtures/{name}/{published}.manifest.parquet", *sha256_of(str(manifest_path)))
+    (folder / "current.json").write_text(json.dumps({"mixture": name, "version": "previous"}))
 
     job = define_asset_job(
         "gate_then_publish",
@@ -132,10 +150,47 @@ def test_gate_blocks_publication_of_a_mixture_with_a_below_floor_document(world)
         partitions_def=defs.resolve_assets_def("final_mixtures").partitions_def,
     )
     gated = Definitions.merge(defs, Definitions(jobs=[job]))
-    result = _run(gated, instance, "gate_then_publish", "small-balanced")
+    return _run(gated, instance, "gate_then_publish", name), folder
+
+
+def _failed_gate(result):
     assert not result.success
     evaluation = next(e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
-    assert not evaluation.passed and "quality" in evaluation.description
+    assert not evaluation.passed
+    return evaluation.description
+
+
+def test_gate_blocks_publication_of_a_mixture_with_a_below_floor_document(world):
+    settings, defs, instance, _, _ = world
+
+    def below_floor(frame):
+        frame.loc[0, "quality"] = -0.5  # planted: below the spec's floor of 0.0
+        return frame
+
+    result, folder = _plant_then_gate(settings, defs, instance, "small-balanced", below_floor)
+    assert "quality" in _failed_gate(result)
+    assert json.loads((folder / "current.json").read_text())["version"] == "previous"
+
+
+def test_gate_blocks_two_copies_of_one_document(world):
+    """small-weighted keeps semantic duplicates, one per duplicate group: a manifest row swapped for
+    a removed copy of another selected document breaks that, and the gate (which recomputes the
+    groups from the dedup file) stops publication."""
+    settings, defs, instance, _, _ = world
+    dedup = pq.read_table(settings.home / "storage" / "semantic_duplicates" / "snap-a" / "all.parquet").to_pandas()
+    if "method" in dedup.columns:  # prefer a near copy, so only the group rule is broken
+        dedup = dedup.sort_values("method", ascending=False, kind="stable")
+
+    def swap_in_a_copy(frame):
+        copies = dedup[dedup["kept_doc_id"].isin(frame["doc_id"])]
+        assert len(copies), "the sample's near-duplicate pages give every selected group a removed member"
+        copy = copies.iloc[0]
+        other = frame.index[frame["doc_id"] != copy["kept_doc_id"]][0]
+        frame.loc[other, ["doc_id", "snapshot", "shard"]] = [copy["doc_id"], copy["snapshot"], copy["shard"]]
+        return frame
+
+    result, folder = _plant_then_gate(settings, defs, instance, "small-weighted", swap_in_a_copy)
+    assert "duplicate_group" in _failed_gate(result)
     assert json.loads((folder / "current.json").read_text())["version"] == "previous"
 
 
@@ -145,3 +200,20 @@ def test_quality_thresholds_are_overridable_by_name_and_unknown_names_rejected()
     assert QualityConfig(thresholds={"min_words": 30}).heuristic_thresholds().min_words == 30
     with pytest.raises(ValueError, match="unknown names \\['min_wordz'\\]"):
         QualityConfig(thresholds={"min_wordz": 30}).heuristic_thresholds()
+
+
+def test_scores_gate_passes_an_empty_shard_and_fails_documents_left_unscored():
+    """The gate's suites on their own (no Dagster): zero scores pass for a shard with no documents
+    and fail for a shard whose documents exist."""
+    import numpy as np
+
+    from crawlmix.quality import HeuristicThresholds
+    from crawlmix.quality_steps import score_shard, scores_table
+    from curation_assets.quality import judge_scores
+
+    empty = scores_table([], score_shard([], np.zeros((0, 384), np.float16), None, HeuristicThresholds()), set()).to_pandas()
+    assert judge_scores(empty, []).success
+    unscored = judge_scores(empty, ["doc-1", "doc-2"])
+    assert not unscored.success and "n_scores" in unscored.describe_failures()
+    one = scores_table(["doc-1"], score_shard(["A plain sentence of text."], None, None, HeuristicThresholds()), set()).to_pandas()
+    assert judge_scores(one, ["doc-1"]).success and not judge_scores(one, ["doc-2"]).success

@@ -5,8 +5,10 @@
   ``quality_topk`` (WebOrganizer), ``search`` (CLIMB); :func:`build_mixture` is the entry point.
 * :mod:`.search` -- Dirichlet candidates around a prior and the regressor-guided search.
 * :mod:`.evaluators` -- python / command evaluators and the built-in n-gram LM proxy.
+* :mod:`.duplicates` -- duplicate groups from the dedup files (a mixture takes one per group).
 """
 
+from .duplicates import duplicate_groups, edges_frame
 from .evaluators import (
     EvaluatorError,
     NgramLMEvaluator,
@@ -17,13 +19,16 @@ from .evaluators import (
 from .policies import (
     MixtureResult,
     MixtureTargetError,
+    SearchPlan,
     apply_filters,
     build_mixture,
     cluster_columns,
     draw_weighted,
+    plan_search,
 )
-from .search import Candidate, SearchResult, dirichlet_candidates, search_mixture
+from .search import Candidate, SearchResult, candidate_caps, clip_to_caps, dirichlet_candidates, search_mixture
 from .spec import (
+    DEFAULT_MAX_SHARE,
     POLICIES,
     ClusterRef,
     Filters,
@@ -38,6 +43,7 @@ from .spec import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_SHARE",
     "POLICIES",
     "Candidate",
     "ClusterRef",
@@ -48,19 +54,25 @@ __all__ = [
     "MixtureSpecError",
     "MixtureTargetError",
     "NgramLMEvaluator",
+    "SearchPlan",
     "SearchResult",
     "Size",
     "apply_filters",
     "build_mixture",
+    "candidate_caps",
+    "clip_to_caps",
     "cluster_columns",
     "command_evaluator",
     "dirichlet_candidates",
     "draw_weighted",
+    "duplicate_groups",
+    "edges_frame",
     "evaluator_from_options",
     "keyword_matches",
     "load_mixture_specs",
     "parse_mixture_spec",
     "parse_mixture_specs",
+    "plan_search",
     "python_evaluator",
     "search_mixture",
     "validate_against_corpus",

@@ -131,7 +131,8 @@ _BOS = 0
 class NgramLMEvaluator:
     """Cheap proxy: train an interpolated Kneser-Ney word bigram LM (``order=2``; ``order=1`` is a
     smoothed unigram) on the first ``token_budget`` tokens of the sample (in a seeded random
-    document order, repeats honoured) and return ``-cross_entropy`` in nats per token on the
+    document order, repeats honoured; a sample shorter than the budget is gone through again, so
+    every candidate trains on the same token count) and return ``-cross_entropy`` in nats per token on the
     target texts (= ``-log(perplexity)``; higher is better: the training mix resembles the target).
 
     texts: ``{doc_id: text}`` mapping, or a callable ``doc_ids -> list[str]`` (documents are
@@ -204,37 +205,38 @@ class NgramLMEvaluator:
         rng = np.random.default_rng(self.seed)
         if isinstance(sample, (str, os.PathLike)):
             sample = pd.read_parquet(sample, columns=None)
+        arrays: list[np.ndarray] = []
+        total = 0
         if isinstance(sample, pd.DataFrame):
             ids = sample["doc_id"].astype(str).to_numpy()
             reps = sample["repeats"].to_numpy(dtype=np.int64) if "repeats" in sample else np.ones(len(ids), np.int64)
             flat = np.repeat(np.arange(len(ids)), np.maximum(reps, 1))
-            flat = flat[rng.permutation(len(flat))]
-            arrays: list[np.ndarray] = []
-            total = 0
-            # draw documents until the budget is filled (tokenizing lazily, only what is used)
-            step = 256
-            for s in range(0, len(flat), step):
-                block = flat[s:s + step].tolist()
-                arrs = self._doc_arrays([ids[i] for i in block])
-                for a in arrs:
-                    arrays.append(a)
-                    total += len(a) - 1
-                    if total >= self.token_budget:
-                        break
-                if total >= self.token_budget:
-                    break
+
+            def encoded(order: np.ndarray):
+                step = 256  # tokenize lazily, only what is used
+                for s in range(0, len(order), step):
+                    yield from self._doc_arrays([ids[i] for i in order[s:s + step].tolist()])
         else:
             docs = list(sample)
-            order = rng.permutation(len(docs))
-            arrays, total = [], 0
-            for i in order:
-                a = self._encode(docs[i])
+            flat = np.arange(len(docs))
+
+            def encoded(order: np.ndarray):
+                for i in order.tolist():
+                    yield self._encode(docs[i])
+        if not len(flat):
+            raise EvaluatorError("NgramLMEvaluator: the sample is empty")
+        # Draw documents in a seeded random order until the budget is filled. A sample holding fewer
+        # tokens than the budget is gone through again (a fresh order each pass): every candidate's
+        # model then trains on the same token count, so a short sample is not scored as worse data.
+        while total < self.token_budget:
+            before = total
+            for a in encoded(rng.permutation(flat)):
                 arrays.append(a)
                 total += len(a) - 1
                 if total >= self.token_budget:
                     break
-        if not arrays:
-            raise EvaluatorError("NgramLMEvaluator: the sample is empty")
+            if total == before:  # the sample has no words at all
+                break
         toks = np.concatenate(arrays)
         # cut at the budget (count words only; BOS markers are free)
         words = np.cumsum(toks != _BOS)

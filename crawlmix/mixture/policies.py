@@ -26,12 +26,24 @@ Policies (``spec.policy``):
 * ``search`` -- CLIMB/RegMix search over top-level weights (:mod:`.search`), each candidate scored
   by the evaluator on a small sample drawn with its weights, then a ``weighted`` draw with the best.
 
-Targets are met within +/-1% (documents or tokens of ``n_tokens``) when the pool allows it;
-otherwise :class:`MixtureTargetError` says how much is achievable.
+Size: ``spec.size`` is resolved against the filtered pool (fractions, capped amounts), so one
+spec fits pools of any size. Every policy ends with the same last pass (:func:`_converge`): single
+documents of fitting size are added or dropped, cluster by cluster where the policy has per-cluster
+amounts (so shares hold), until the total is within 0.5%; if long documents leave it farther
+off, one document selected once is cut at the boundary (``n_tokens_used`` < ``n_tokens`` on that
+row; trainers pack sequences anyway). Targets are thus met within +/-1% whenever the pool can
+supply them; otherwise :class:`MixtureTargetError` names the achievable range.
+
+Duplicates: the pool may carry ``duplicate_group`` and ``duplicate_method`` (from the dedup files,
+see :mod:`.duplicates`). Exact copies are always dropped; removed semantic duplicates are dropped
+unless ``drop_semantic_duplicates: false``; and whatever is left, each duplicate group keeps one
+document (the one dedup kept when it passed the filters, else the best by quality), so a mixture
+never holds two copies of one document -- repeats (``max_repeats``) are of that one document.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -40,19 +52,27 @@ import numpy as np
 import pandas as pd
 
 from ..cluster.sampling import TargetExceedsTotalWarning, balanced_sample
-from .search import search_mixture
-from .spec import ClusterRef, MixtureSpec, keyword_matches
+from .search import clip_to_caps, search_mixture
+from .spec import DEFAULT_MAX_SHARE, ClusterRef, MixtureSpec, keyword_matches
 
 __all__ = [
     "MixtureResult",
     "MixtureTargetError",
+    "SearchPlan",
     "apply_filters",
     "build_mixture",
     "cluster_columns",
     "draw_weighted",
+    "plan_search",
 ]
 
 TOL = 0.01
+# The last pass stops once within half the tolerance: whole documents whenever that is possible,
+# and a margin under the gate's 1% for the rare cut.
+CUT_TOL = TOL / 2
+# Most candidates in the search's proposal pool per free dimension (top-level clusters - 1): a pool
+# over two clusters is a line, 10,000 points on it are plenty.
+POOL_PER_DIMENSION = 10_000
 
 
 class MixtureTargetError(ValueError):
@@ -96,10 +116,46 @@ def _rows_in(pool: pd.DataFrame, refs: Sequence[ClusterRef]) -> np.ndarray:
     return m
 
 
+def _removed_by_dedup(pool: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(exact copy, removed semantic duplicate) per row. Without a ``duplicate_method`` column the
+    ``is_semantic_duplicate`` flag is all there is (and counts as semantic)."""
+    n = len(pool)
+    flag = (pool["is_semantic_duplicate"].fillna(False).to_numpy(dtype=bool) if "is_semantic_duplicate" in pool.columns
+            else np.zeros(n, dtype=bool))
+    if "duplicate_method" not in pool.columns:
+        return np.zeros(n, dtype=bool), flag
+    method = pool["duplicate_method"].to_numpy(dtype=object)
+    exact = method == "exact"
+    return exact, ~exact & ((method == "semantic") | flag)
+
+
+def _one_per_group(pool: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
+    """Rows of ``keep`` that stay when each duplicate group keeps one: the member dedup kept if it
+    is among them, else the best by quality (ties by doc id, so the choice does not depend on row
+    order)."""
+    rows = np.flatnonzero(keep)
+    if "duplicate_group" not in pool.columns or not len(rows):
+        return keep
+    sub = pool.iloc[rows]
+    frame = pd.DataFrame({
+        "row": rows,
+        "group": sub["duplicate_group"].astype(str).to_numpy(),
+        "removed": sub["duplicate_method"].notna().to_numpy() if "duplicate_method" in sub.columns
+        else np.zeros(len(rows), dtype=bool),
+        "quality": -sub["quality"].to_numpy(dtype=np.float64),
+        "doc_id": sub["doc_id"].astype(str).to_numpy(),
+    })
+    first = frame.sort_values(["group", "removed", "quality", "doc_id"], kind="stable").drop_duplicates("group")
+    out = np.zeros(len(pool), dtype=bool)
+    out[first["row"].to_numpy()] = True
+    return out
+
+
 def apply_filters(pool: pd.DataFrame, spec: MixtureSpec, keywords_by_cluster: Any = None,
                   names: Any = None) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Scope, ``min_quality``, semantic duplicates, excluded clusters (ids or name keywords), in
-    that order; returns the kept rows and how many each filter removed."""
+    """Scope, ``min_quality``, exact copies (always), removed semantic duplicates (unless the spec
+    keeps them), excluded clusters (ids or name keywords), then one document per duplicate group,
+    in that order; returns the kept rows and how many each filter removed."""
     keep = np.ones(len(pool), dtype=bool)
     counts: dict[str, int] = {}
 
@@ -115,14 +171,17 @@ def apply_filters(pool: pd.DataFrame, spec: MixtureSpec, keywords_by_cluster: An
         counts["scope"] = 0
     q = pool["quality"].to_numpy(dtype=np.float64)
     step("min_quality", ~(q < spec.filters.min_quality) if spec.filters.min_quality > 0 else np.ones(len(pool), bool))
-    if spec.filters.drop_semantic_duplicates and "is_semantic_duplicate" in pool.columns:
-        step("semantic_duplicates", ~pool["is_semantic_duplicate"].fillna(False).to_numpy(dtype=bool))
+    exact, semantic = _removed_by_dedup(pool)
+    step("exact_duplicates", ~exact)
+    if spec.filters.drop_semantic_duplicates:
+        step("semantic_duplicates", ~semantic)
     else:
         counts["semantic_duplicates"] = 0
     refs: list[ClusterRef] = []
     for e in spec.filters.exclude_clusters:
         refs += keyword_matches(e, keywords_by_cluster, names) if isinstance(e, str) else [e]
     step("exclude_clusters", ~_rows_in(pool, refs) if refs else np.ones(len(pool), bool))
+    step("duplicate_copies", _one_per_group(pool, keep))
     return pool.loc[keep].reset_index(drop=True), counts
 
 
@@ -174,6 +233,13 @@ class _Groups:
     totals: np.ndarray  # units per group
     counts: np.ndarray  # docs per group
     gid_sorted: np.ndarray  # group index of each row in ``order``
+
+
+def _row_groups(g: _Groups) -> np.ndarray:
+    """Group index of every pool row (the inverse of ``g.order``)."""
+    gid = np.empty(len(g.order), dtype=np.int64)
+    gid[g.order] = g.gid_sorted
+    return gid
 
 
 def _groups(codes: np.ndarray, units: np.ndarray, within_key: np.ndarray) -> _Groups:
@@ -286,13 +352,20 @@ def _check(achieved: float, target: int, unit: str, name: str, why: str) -> None
                                  f"(got {achieved:,.0f}): {why}")
 
 
+def _unreachable(name: str, target: float, unit: str, most: float, why: str) -> MixtureTargetError:
+    return MixtureTargetError(
+        f"mixture {name!r}: target {int(target):,} {unit} is out of reach: the filtered pool can supply "
+        f"1 to {most:,.0f} {unit} ({why}). Lower the target (or use a relative size such as "
+        f"{{{unit}_fraction: 0.5}}), loosen the filters or raise max_repeats.")
+
+
 def draw_weighted(pool: pd.DataFrame, level: int, p: np.ndarray | None, target: float, unit: str, *,
                   max_repeats: int = 1, seed: int = 0, groups: _Groups | None = None,
                   order_key: np.ndarray | None = None, name: str = "?", strict: bool = True
                   ) -> tuple[np.ndarray, _Groups, np.ndarray]:
     """Repeats per pool row for shares ``p`` over the clusters at ``level`` (in the order of the
-    groups' sorted ids). Raises :class:`MixtureTargetError` when the pool cannot supply ``target``
-    (with ``strict``; otherwise takes what it can)."""
+    groups' sorted ids), and the continuous amount per cluster. Raises :class:`MixtureTargetError`
+    when the pool cannot supply ``target`` (with ``strict``; otherwise takes what it can)."""
     units = _units(pool, unit)
     if groups is None:
         key = order_key if order_key is not None else np.random.default_rng(seed).random(len(pool))
@@ -301,10 +374,9 @@ def draw_weighted(pool: pd.DataFrame, level: int, p: np.ndarray | None, target: 
     achievable = float(cap[p > 0].sum())
     if achievable < target * (1 - TOL):
         if strict:
-            raise MixtureTargetError(
-                f"mixture {name!r}: the filtered pool can supply at most {achievable:,.0f} {unit} with these "
-                f"weights and max_repeats={max_repeats} (pool total {groups.totals.sum():,.0f} {unit}); "
-                f"target {int(target):,}. Lower the target, loosen the filters or raise max_repeats.")
+            raise _unreachable(name, target, unit, achievable,
+                               f"at most {achievable:,.0f} with these weights and max_repeats={max_repeats}; "
+                               f"pool total {groups.totals.sum():,.0f} {unit}")
         target = achievable
     a = _alloc_capped(p, cap, min(target, achievable))
     if unit == "documents":
@@ -313,20 +385,138 @@ def draw_weighted(pool: pd.DataFrame, level: int, p: np.ndarray | None, target: 
     return reps, groups, a
 
 
-def _selection(pool: pd.DataFrame, reps: np.ndarray) -> pd.DataFrame:
+# ------------------------------------------------------------------------------------------------
+# the last pass: add / drop documents of fitting size, then cut one at the boundary
+
+
+@dataclass
+class _Fill:
+    """A policy's draw and what the last pass needs to adjust it the policy's way."""
+
+    reps: np.ndarray  # copies per pool row
+    max_repeats: int
+    eligible: np.ndarray  # rows the policy may add (those in clusters it gives weight)
+    rank: np.ndarray  # preference per row, lower = better: added first, dropped last
+    group: np.ndarray | None = None  # cluster index per row, to keep shares while adjusting
+    amounts: np.ndarray | None = None  # the policy's units per cluster
+
+
+def _interleave(rows: np.ndarray, fill: _Fill, units: np.ndarray, reps: np.ndarray, adding: bool) -> np.ndarray:
+    """``rows`` in the order to add (or drop) them: inside a cluster by preference (best first to
+    add, worst first to drop), across clusters by how far each is from its amount, so the
+    clusters most short (or most over) move first and the shares hold."""
+    rank = fill.rank[rows] if adding else -fill.rank[rows]
+    if fill.group is None or fill.amounts is None:
+        return rows[np.argsort(rank, kind="stable")]
+    g = fill.group[rows]
+    got = np.bincount(fill.group, weights=reps * units, minlength=len(fill.amounts))
+    need = fill.amounts - got if adding else got - fill.amounts
+    o = np.lexsort((rank, g))
+    rs, gs = rows[o], g[o]
+    us = units[rs]
+    cs = np.cumsum(us)
+    starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
+    before = np.repeat((cs - us)[starts], np.diff(np.r_[starts, len(gs)]))
+    key = (cs - before) - us / 2 - need[gs]  # where the document's middle falls against the need
+    return rs[np.argsort(key, kind="stable")]
+
+
+def _adjust_pass(reps: np.ndarray, units: np.ndarray, fill: _Fill, gap: float, tol: float) -> float:
+    """One pass adding (gap > 0) or dropping (gap < 0) single copies that fit in the gap, in place;
+    returns the new gap. A document larger than the gap is never taken, so the pass cannot
+    overshoot."""
+    adding = gap > 0
+    if adding:
+        cand = fill.eligible & (reps < fill.max_repeats) & (units <= gap) & (units > 0)
+    else:
+        cand = (reps > 0) & (units <= -gap) & (units > 0)
+    rows = np.flatnonzero(cand)
+    if not len(rows):
+        return gap
+    ordered = _interleave(rows, fill, units, reps, adding)
+    u = units[ordered]
+    suffix_min = np.minimum.accumulate(u[::-1])[::-1]
+    for i, r in enumerate(ordered.tolist()):
+        if abs(gap) <= tol or abs(gap) < suffix_min[i]:
+            break
+        if u[i] <= abs(gap):
+            if adding:
+                reps[r] += 1
+                gap -= u[i]
+            else:
+                reps[r] -= 1
+                gap += u[i]
+    return gap
+
+
+def _converge(fill: _Fill, units: np.ndarray, target: int, unit: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(copies, units used per copy) within ``CUT_TOL`` of ``target``: passes over documents of
+    fitting size first; if long documents leave the total farther off (tokens only), one document
+    selected once is cut at the boundary (its ``used`` < its units)."""
+    reps = fill.reps.astype(np.int64).copy()
+    used = units.astype(np.float64).copy()
+    tol = 0.0 if unit == "documents" else CUT_TOL * target
+    gap = float(target - (reps * units).sum())
+    for _ in range(fill.max_repeats + 1):  # a pass moves each row by one copy at most
+        if abs(gap) <= tol:
+            break
+        new_gap = _adjust_pass(reps, units, fill, gap, tol)
+        if new_gap == gap:
+            break
+        gap = new_gap
+    if abs(gap) <= tol or unit == "documents":
+        return reps, used
+    whole, whole_gap = reps.copy(), gap  # whole documents only: acceptable if within the 1% after all
+    if gap > 0:  # short: the best document left out goes in, cut to what is missing
+        fresh = np.flatnonzero(fill.eligible & (reps == 0) & (units > 0))
+        if len(fresh):
+            r = int(fresh[np.argmin(fill.rank[fresh])])
+            reps[r] = 1
+            used[r] = gap  # every fitting document was added, so this one is longer than the gap
+            return reps, used
+        more = np.flatnonzero(fill.eligible & (reps < fill.max_repeats) & (units > 0))
+        if not len(more):
+            raise _unreachable(name, target, unit, float((reps * units).sum()), "every document is at its repeat cap")
+        r = int(more[np.argmin(units[more])])  # the smallest overshoot
+        reps[r] += 1
+        gap -= units[r]
+    # over by `excess`: cut one document selected once (the least preferred one that keeps at least
+    # as much as it loses; else the longest); all that remain are longer than the excess
+    excess = -gap
+    once = np.flatnonzero((reps == 1) & (units > excess))
+    if not len(once):
+        if abs(whole_gap) <= TOL * target:
+            return whole, used
+        got = float((whole * units).sum())
+        raise MixtureTargetError(
+            f"mixture {name!r}: cannot land within 1% of {target:,} {unit}: whole documents give "
+            f"{got:,.0f} ({100 * (got - target) / target:+.1f}%) and every selected document is repeated, so "
+            "none can be cut at the boundary (a cut applies to a document taken once); lower the target "
+            "or max_repeats")
+    roomy = once[units[once] >= 2 * excess]
+    r = int(roomy[np.argmax(fill.rank[roomy])]) if len(roomy) else int(once[np.argmax(units[once])])
+    used[r] = units[r] - excess
+    return reps, used
+
+
+def _selection(pool: pd.DataFrame, reps: np.ndarray, used: np.ndarray | None = None) -> pd.DataFrame:
     cols = ["doc_id", "snapshot", "shard", *cluster_columns(pool), "quality"]
     cols += [c for c in ("n_tokens",) if c in pool.columns]
     cols = [c for c in cols if c in pool.columns]
     m = reps > 0
     sel = pool.loc[m, cols].reset_index(drop=True)
     sel["repeats"] = reps[m].astype(np.int64)
+    if "n_tokens" in sel.columns:
+        # tokens of each copy that the mixture uses: n_tokens except on a document cut at the boundary
+        n_tok = sel["n_tokens"].to_numpy(dtype=np.int64)
+        sel["n_tokens_used"] = n_tok if used is None else np.rint(used[m]).astype(np.int64)
     return sel
 
 
 def _top_weights(sel: pd.DataFrame, unit: str, L: int) -> dict[int, float]:
     u = sel["repeats"].to_numpy(dtype=np.float64)
     if unit == "tokens":
-        u = u * sel["n_tokens"].to_numpy(dtype=np.float64)
+        u = u * sel["n_tokens_used"].to_numpy(dtype=np.float64)
     s = pd.Series(u).groupby(sel[f"cluster_l{L}"].to_numpy()).sum()
     tot = float(s.sum())
     return {int(k): float(v / tot) for k, v in s.items()} if tot > 0 else {}
@@ -336,7 +526,8 @@ def _top_weights(sel: pd.DataFrame, unit: str, L: int) -> dict[int, float]:
 # balanced
 
 
-def _balanced(pool: pd.DataFrame, spec: MixtureSpec, paths: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, dict]:
+def _balanced(pool: pd.DataFrame, spec: MixtureSpec, paths: np.ndarray, units: np.ndarray,
+              target: int) -> tuple[_Fill, dict]:
     strategy = spec.options.get("within_leaf", "random")
     dist = None
     if strategy == "closest":
@@ -347,11 +538,11 @@ def _balanced(pool: pd.DataFrame, spec: MixtureSpec, paths: np.ndarray, units: n
         if dist is None:
             raise ValueError(f"mixture {spec.name!r}: within_leaf 'closest' needs a distance column in the pool")
     n = len(pool)
-    target = spec.size.value
     total = float(units.sum())
     if total < target * (1 - TOL):
-        raise MixtureTargetError(f"mixture {spec.name!r}: the filtered pool holds {total:,.0f} {spec.size.unit} "
-                                 f"({n:,} documents); target {target:,} (balanced takes each document at most once)")
+        raise _unreachable(spec.name, target, spec.size.unit, total,
+                           f"it holds {total:,.0f} {spec.size.unit} in {n:,} documents and balanced takes "
+                           "each document at most once")
 
     def draw(k: int) -> np.ndarray:
         with warnings.catch_warnings():
@@ -361,14 +552,14 @@ def _balanced(pool: pd.DataFrame, spec: MixtureSpec, paths: np.ndarray, units: n
     steps = 0
     if spec.size.unit == "documents":
         sel = draw(target)
-    else:
+    else:  # secant steps on the document count; the last pass does the fine adjustment
         mean = total / max(n, 1)
         k = int(min(n, max(1, round(target / max(mean, 1e-9)))))
         lo, hi = 0, n  # bracket: T(lo) < target <= T(hi) (approximately monotone)
         sel = draw(k)
         for steps in range(1, 13):
             got = float(units[sel].sum())
-            if abs(got - target) <= 0.5 * TOL * target or (k == n and got < target):
+            if abs(got - target) <= CUT_TOL * target or (k == n and got < target):
                 break
             if got < target:
                 lo = max(lo, k)
@@ -381,25 +572,15 @@ def _balanced(pool: pd.DataFrame, spec: MixtureSpec, paths: np.ndarray, units: n
                 break
             k = k_new
             sel = draw(k)
-        got = float(units[sel].sum())
-        if abs(got - target) > 0.5 * TOL * target:  # fine adjustment, one document at a time
-            rng = np.random.default_rng([spec.seed, 1])
-            in_sel = np.zeros(n, dtype=bool)
-            in_sel[sel] = True
-            if got > target:
-                cand = rng.permutation(sel)
-                cs = np.cumsum(units[cand])
-                drop = int(np.searchsorted(cs, got - target, side="left"))
-                in_sel[cand[:drop]] = False
-            else:
-                cand = rng.permutation(np.flatnonzero(~in_sel))
-                cs = np.cumsum(units[cand])
-                add = int(np.searchsorted(cs, target - got, side="left")) + 1
-                in_sel[cand[:add]] = True
-            sel = np.flatnonzero(in_sel)
     reps = np.zeros(n, dtype=np.int64)
     reps[sel] = 1
-    return reps, {"within_leaf": strategy, "token_steps": steps}
+    # adjustments go round-robin over the top-level clusters (each keeps its current amount as the
+    # goal), in a seeded random order inside each, so the balance is kept
+    top = paths[:, -1]
+    ids, gid = np.unique(top, return_inverse=True)
+    fill = _Fill(reps, 1, np.ones(n, dtype=bool), np.random.default_rng([spec.seed, 1]).random(n),
+                 gid, np.bincount(gid, weights=reps * units, minlength=len(ids)))
+    return fill, {"within_leaf": strategy, "token_steps": steps}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -439,23 +620,26 @@ def build_mixture(
     if not len(fpool):
         raise MixtureTargetError(f"mixture {spec.name!r}: no documents left after the filters {removed}")
     unit = spec.size.unit
-    target = spec.size.value
     units = _units(fpool, unit)
+    pool_total = float(units.sum())
+    target = spec.size.resolve(pool_total)
     o = spec.options
     details: dict[str, Any] = {}
     policy = spec.policy
 
     if policy == "balanced":
-        reps, details = _balanced(fpool, spec, fpool[cols].to_numpy(dtype=np.int64), units)
+        fill, details = _balanced(fpool, spec, fpool[cols].to_numpy(dtype=np.int64), units, target)
     elif policy == "weighted":
         level = _level(o.get("level"), L)
         key = np.random.default_rng(spec.seed).random(len(fpool))
         g = _groups(fpool[cols[level - 1]].to_numpy(), units, key)
         p = _shares_from_weights(fpool, level, g, o, keywords, names)
-        reps, g, a = draw_weighted(fpool, level, p, target, unit, max_repeats=int(o.get("max_repeats", 1)),
-                                   groups=g, name=spec.name)
+        max_rep = int(o.get("max_repeats", 1))
+        reps, g, a = draw_weighted(fpool, level, p, target, unit, max_repeats=max_rep, groups=g, name=spec.name)
+        gid = _row_groups(g)
+        fill = _Fill(reps, max_rep, p[gid] > 0, key, gid, a)
         details = {"level": level, "shares": {int(c): float(x) for c, x in zip(g.ids, p)},
-                   "temperature": float(o.get("temperature", 1.0)), "max_repeats": int(o.get("max_repeats", 1))}
+                   "temperature": float(o.get("temperature", 1.0)), "max_repeats": max_rep}
     elif policy == "quality_topk":
         level = _level(o.get("level"), L)
         rng = np.random.default_rng(spec.seed)
@@ -471,7 +655,7 @@ def build_mixture(
             p = _shares_from_weights(fpool, level, g, o, keywords, names)
         else:  # balanced water-filling through the levels at and above ``level``
             mean = float(units.mean())
-            k = int(min(len(fpool), round(target / mean))) if unit == "tokens" else min(target, len(fpool))
+            k = int(min(len(fpool), max(1, round(target / mean)))) if unit == "tokens" else min(target, len(fpool))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", TargetExceedsTotalWarning)
                 sel = balanced_sample(fpool[cols[level - 1:]].to_numpy(dtype=np.int64), k, seed=spec.seed)
@@ -481,36 +665,153 @@ def build_mixture(
                 cnt = cnt * g.totals / np.maximum(g.counts, 1)
             p = cnt / cnt.sum()
         reps, g, a = draw_weighted(fpool, level, p, target, unit, max_repeats=1, groups=g, name=spec.name)
+        gid = _row_groups(g)
+        fill = _Fill(reps, 1, p[gid] > 0, -score, gid, a)
         details = {"level": level, "shares_from": src, "gumbel_scale": gs,
                    "shares": {int(c): float(x) for c, x in zip(g.ids, p)}}
     elif policy == "search":
         if evaluator is None:
             raise ValueError(f"mixture {spec.name!r}: the search policy needs an evaluator")
-        reps, details = _search(fpool, spec, cols, units, evaluator, on_candidate)
+        fill, details = _search(fpool, spec, cols, units, target, evaluator, on_candidate)
     else:
         raise ValueError(f"unknown policy {policy!r}")
 
-    sel = _selection(fpool, reps)
-    achieved_f = float((reps * units).sum())
+    reps, used = _converge(fill, units, target, unit, spec.name)
+    sel = _selection(fpool, reps, used if unit == "tokens" else None)
+    achieved_f = float((reps * used).sum())
     _check(achieved_f, target, unit, spec.name, f"policy {policy}")
+    details["size"] = spec.size.describe()
+    details["pool_total"] = pool_total
+    details["cut_documents"] = int((sel["n_tokens_used"] < sel["n_tokens"]).sum()) if "n_tokens_used" in sel else 0
     return MixtureResult(selection=sel, weights=_top_weights(sel, unit, L), filtered_out=removed, target=target,
                          achieved=int(round(achieved_f)), unit=unit, policy=policy, details=details)
 
 
-def _search(fpool: pd.DataFrame, spec: MixtureSpec, cols: list[str], units: np.ndarray,
-            evaluator: Callable[[Any, Any], float], on_candidate: Callable | None) -> tuple[np.ndarray, dict]:
+# ------------------------------------------------------------------------------------------------
+# search
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """What a search on a given filtered pool may do, scaled to that pool.
+
+    upper: the most weight each top-level cluster may take: ``min(max_share, max_repeats x its
+    units / target)``, so every candidate can be drawn without passing the repeat cap, and no
+    cluster passes the share cap. ``max_share`` is the spec's cap, raised to the most even split
+    there is when fewer than 1 / max_share clusters can take weight (two clusters: 0.5).
+    eval_sample_documents: the spec's, but no more than the mixture itself holds in documents nor
+    than the smallest cluster can give at its upper weight. token_budget (n-gram evaluator): the
+    spec's, but no more than the sample of any allowed candidate holds (documents of the shortest
+    clusters up to their caps), so every candidate's proxy model trains on the same token count.
+    pool_size: the spec's, at most POOL_PER_DIMENSION per free dimension.
+    """
+
+    cluster_ids: list[int]
+    prior: np.ndarray
+    upper: np.ndarray
+    max_share: float
+    max_share_requested: float
+    max_repeats: int
+    target: int
+    eval_sample_documents: int
+    token_budget: int | None
+    pool_size: int
+
+    @property
+    def single_point(self) -> bool:
+        """Only one mixture satisfies the caps (e.g. one top-level cluster, or two at max_share 0.5)."""
+        return bool(self.upper.sum() <= 1 + 1e-9)
+
+
+def _share_level(rep_cap: np.ndarray, max_share: float) -> float:
+    """The smallest share cap s >= max_share with sum(min(s, rep_cap)) >= 1 (water level)."""
+    if np.minimum(rep_cap, max_share).sum() >= 1 - 1e-12:
+        return max_share
+    remaining, c = 1.0, np.sort(rep_cap)
+    for j, cj in enumerate(c):
+        left = len(c) - j
+        if cj * left >= remaining:
+            return max(max_share, remaining / left)
+        remaining -= cj
+    return 1.0  # unreachable: the caller checks sum(rep_cap) >= 1 first
+
+
+def _least_feasible_mean(means: np.ndarray, upper: np.ndarray) -> float:
+    """The smallest mean document length a candidate within ``upper`` can have: the shortest
+    clusters filled up to their caps first."""
+    order = np.argsort(means)
+    left, out = 1.0, 0.0
+    for i in order:
+        take = min(upper[i], left)
+        out += take * means[i]
+        left -= take
+        if left <= 1e-12:
+            break
+    return out
+
+
+def _plan(fpool: pd.DataFrame, spec: MixtureSpec, cols: list[str], units: np.ndarray, target: int) -> SearchPlan:
+    o = spec.options
+    top = fpool[cols[-1]].to_numpy()
+    ids, gid = np.unique(top, return_inverse=True)
+    totals = np.bincount(gid, weights=units, minlength=len(ids))
+    counts = np.bincount(gid, minlength=len(ids)).astype(np.float64)
+    max_rep = int(o.get("max_repeats", 1))
+    if totals.sum() * max_rep < target * (1 - TOL):
+        raise _unreachable(spec.name, target, spec.size.unit, totals.sum() * max_rep,
+                           f"at most {totals.sum() * max_rep:,.0f} with max_repeats={max_rep}")
+    rep_cap = np.minimum(max_rep * totals / max(target, 1), 1.0)
+    if rep_cap.sum() < 1:  # within the 1% slack above: let the draw take everything it may
+        rep_cap = rep_cap / rep_cap.sum()
+    requested = float(o.get("max_share", DEFAULT_MAX_SHARE))
+    level = _share_level(rep_cap, requested)
+    upper = np.minimum(rep_cap, level)
+    prior = totals / totals.sum()
+    # the evaluation sample: every candidate's draw must fit under the repeat cap, and need not be
+    # larger than the mixture itself
+    can = upper > 0
+    target_docs = target if spec.size.unit == "documents" else int(math.ceil(target / max(units.mean(), 1e-9)))
+    drawable = int(np.floor((max_rep * counts[can] / upper[can]).min())) if can.any() else 1
+    n_eval = max(1, min(int(o.get("eval_sample_documents", 20_000)), drawable, target_docs))
+    evaluator = o.get("evaluator") or {"type": "ngram"}
+    budget = None
+    if evaluator.get("type", "ngram") == "ngram":
+        budget = int(evaluator.get("token_budget", 200_000))
+        if "n_tokens" in fpool.columns:
+            tokens = np.bincount(gid, weights=fpool["n_tokens"].to_numpy(dtype=np.float64), minlength=len(ids))
+            least = _least_feasible_mean(tokens[can] / np.maximum(counts[can], 1), upper[can])
+            budget = max(1, min(budget, int(n_eval * least)))
+    free = int(can.sum()) - 1
+    pool_size = max(1, min(int(o.get("pool_size", 100_000)), POOL_PER_DIMENSION * max(free, 1)))
+    return SearchPlan([int(c) for c in ids], prior, upper, float(level), requested, max_rep, target, n_eval,
+                      budget, pool_size)
+
+
+def plan_search(pool: pd.DataFrame, spec: MixtureSpec, keywords: Any = None, names: Any = None, *,
+                filtered: bool = False) -> SearchPlan:
+    """The :class:`SearchPlan` :func:`build_mixture` will follow for this pool and spec (for sizing
+    the evaluator before the search: the n-gram proxy's token budget)."""
+    fpool = pool.reset_index(drop=True) if filtered else apply_filters(pool, spec, keywords, names)[0]
+    if not len(fpool):
+        raise MixtureTargetError(f"mixture {spec.name!r}: no documents left after the filters")
+    units = _units(fpool, spec.size.unit)
+    return _plan(fpool, spec, cluster_columns(fpool), units, spec.size.resolve(float(units.sum())))
+
+
+def _search(fpool: pd.DataFrame, spec: MixtureSpec, cols: list[str], units: np.ndarray, target: int,
+            evaluator: Callable[[Any, Any], float], on_candidate: Callable | None) -> tuple[_Fill, dict]:
     o = spec.options
     L = len(cols)
-    max_rep = int(o.get("max_repeats", 1))
+    plan = _plan(fpool, spec, cols, units, target)
+    max_rep = plan.max_repeats
     key = np.random.default_rng(spec.seed).random(len(fpool))
     g = _groups(fpool[cols[-1]].to_numpy(), units, key)
-    prior = g.totals / g.totals.sum()
     # the evaluation sample: a fixed-size document draw with the candidate's weights, using the same
     # within-cluster random order for every candidate (common random numbers: less evaluator noise)
     gd = _groups(fpool[cols[-1]].to_numpy(), np.ones(len(fpool)), key)
-    n_eval = int(o.get("eval_sample_documents", min(20_000, len(fpool))))
+    n_eval = plan.eval_sample_documents
     sample_cols = [c for c in ("doc_id", "snapshot", "shard", *cols, "quality", "n_tokens") if c in fpool.columns]
-    ids = [int(c) for c in g.ids]
+    ids = plan.cluster_ids
 
     def evaluate(w: np.ndarray) -> float:
         reps, _, _ = draw_weighted(fpool, L, w, n_eval, "documents", max_repeats=max_rep, groups=gd, strict=False)
@@ -520,15 +821,19 @@ def _search(fpool: pd.DataFrame, spec: MixtureSpec, cols: list[str], units: np.n
         return float(evaluator(sample, dict(zip(ids, map(float, w)))))
 
     rounds = tuple(o.get("rounds", (64, 32, 16)))
-    res = search_mixture(prior, evaluate, rounds=rounds, scale=float(o.get("scale", 1.0)), seed=spec.seed,
-                         pool_size=int(o.get("pool_size", 100_000)), on_candidate=on_candidate)
+    res = search_mixture(plan.prior, evaluate, rounds=rounds, scale=float(o.get("scale", 1.0)), seed=spec.seed,
+                         pool_size=plan.pool_size, on_candidate=on_candidate, upper=plan.upper)
     T = float(o.get("temperature", 1.0))
     w = res.best_weights ** (1.0 / T)
-    p = w / w.sum()
-    reps, _, _ = draw_weighted(fpool, L, p, spec.size.value, spec.size.unit, max_repeats=max_rep, groups=g,
-                               name=spec.name)
+    p = clip_to_caps(w / w.sum(), plan.upper)  # tempering may push a weight past its cap: back under
+    reps, _, a = draw_weighted(fpool, L, p, target, spec.size.unit, max_repeats=max_rep, groups=g, name=spec.name)
+    gid = _row_groups(g)
+    fill = _Fill(reps, max_rep, p[gid] > 0, key, gid, a)
     history = [{"round": c.round, "weights": dict(zip(ids, map(float, c.weights))), "score": c.score,
                 "predicted": c.predicted} for c in res.history]
-    return reps, {"best_score": res.best_score, "best_round": res.best_round, "prior": dict(zip(ids, map(float, prior))),
+    return fill, {"best_score": res.best_score, "best_round": res.best_round, "prior": dict(zip(ids, map(float, plan.prior))),
                   "best_weights": dict(zip(ids, map(float, res.best_weights))), "history": history,
-                  "n_evaluated": len(history), "eval_sample_documents": n_eval}
+                  "n_evaluated": len(history), "eval_sample_documents": n_eval, "token_budget": plan.token_budget,
+                  "pool_size": plan.pool_size, "max_share": plan.max_share,
+                  "max_share_requested": plan.max_share_requested, "max_repeats": max_rep,
+                  "upper": dict(zip(ids, map(float, plan.upper))), "shares": dict(zip(ids, map(float, p)))}

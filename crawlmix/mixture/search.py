@@ -3,7 +3,10 @@
 Candidates are Dirichlet draws around a tempered prior (CLIMB §3 / WebOrganizer): prior**0.5
 renormalized, concentration ``s`` log-uniform in [0.1, 5] (Dirichlet(prior_t * s)), weights below
 2e-4 zeroed, each weight capped at 15 x the ORIGINAL prior (cap computed before tempering), and
-near-duplicates (L-inf < 0.05 to an accepted candidate) rejected. The search scores round 1 with
+near-duplicates (L-inf < 0.05 to an accepted candidate) rejected. Hard per-cluster bounds
+(``upper``: a share cap, and what the repeat cap lets a cluster fill) are applied the same way, so
+no candidate outside the feasible set is ever evaluated or proposed; where the soft 15x cap and
+the hard bounds together leave no room (sum < 1), the soft cap gives way. The search scores round 1 with
 the evaluator, fits a regressor on (weights -> score), then each later round draws a large
 Dirichlet pool, predicts, and evaluates the top (diverse) predictions; the regressor is refit on
 everything evaluated so far. CLIMB uses LightGBM (depth 4, lr 0.01, 1,000 rounds with early
@@ -21,7 +24,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["Candidate", "SearchResult", "dirichlet_candidates", "search_mixture"]
+__all__ = ["Candidate", "SearchResult", "candidate_caps", "clip_to_caps", "dirichlet_candidates", "search_mixture"]
 
 
 class Candidate(NamedTuple):
@@ -76,6 +79,43 @@ def _clip_to_cap(w: np.ndarray, cap: np.ndarray, max_iter: int = 100) -> np.ndar
     return w
 
 
+def clip_to_caps(w: Any, cap: Any) -> np.ndarray:
+    """Weights (one vector or rows, each summing to 1) moved under ``cap`` (sum(cap) >= 1): the
+    excess of every capped entry goes to the others in proportion to their weight (or to their
+    room, where they are all zero)."""
+    arr = np.asarray(w, dtype=np.float64)
+    cap = np.asarray(cap, dtype=np.float64)
+    if cap.sum() < 1 - 1e-9:
+        raise ValueError(f"caps sum to {cap.sum():.4f} < 1: no weights fit under them")
+    out = _clip_to_cap(np.atleast_2d(arr), cap)
+    return out[0] if arr.ndim == 1 else out
+
+
+def candidate_caps(prior: Any, cap_mult: float = 15.0, upper: Any = None) -> np.ndarray:
+    """Per-cluster caps for candidates: ``min(cap_mult * prior, 1)`` (CLIMB's soft cap), and
+    ``upper`` (hard bounds) where given; the soft cap is dropped when both together leave no
+    room (sum < 1). Zero-prior clusters stay at 0."""
+    p = _normalize_prior(prior)
+    cap = np.minimum(cap_mult * p, 1.0)
+    if upper is None:
+        return cap
+    hard = np.asarray(upper, dtype=np.float64)
+    if hard.shape != p.shape or not np.isfinite(hard).all() or (hard < 0).any():
+        raise ValueError("upper must be one finite, non-negative bound per cluster")
+    hard = np.where(p > 0, np.minimum(hard, 1.0), 0.0)
+    if hard.sum() < 1 - 1e-9:
+        raise ValueError(f"upper bounds of the clusters with weight sum to {hard.sum():.4f} < 1: no mixture fits")
+    both = np.minimum(cap, hard)
+    return both if both.sum() >= 1 - 1e-9 else hard
+
+
+def _linf_diameter(cap: np.ndarray) -> float:
+    """An upper bound on the L-inf distance between two weight vectors under ``cap``: each entry
+    lies in [max(0, 1 - (sum(cap) - cap_i)), cap_i]."""
+    low = np.maximum(0.0, 1.0 - (cap.sum() - cap))
+    return float((cap - low).max())
+
+
 def _raw_draws(pt: np.ndarray, cap: np.ndarray, m: int, rng: np.random.Generator, conc_range: tuple[float, float],
                floor: float) -> np.ndarray:
     lo, hi = conc_range
@@ -110,13 +150,17 @@ def dirichlet_candidates(
     pool_factor: int = 8,
     existing: Any = None,
     max_batches: int = 50,
+    upper: Any = None,
 ) -> np.ndarray:
     """``n`` candidate weight vectors (n, k): non-negative, sum 1, every weight 0 or >= ``floor``
-    (up to capping), each <= ``min(cap_mult * prior, 1)`` (the cap comes from the ORIGINAL prior),
-    and L-inf distance >= ``min_linf`` to each other and to ``existing`` rows. Draws come in
-    batches of ``n * pool_factor``; if ``max_batches`` batches do not give ``n`` diverse ones,
-    ``min_linf`` is halved (with a warning). ``min_linf=0`` turns the rejection off (used for the
-    large prediction pool). Seeded: same ``rng`` seed, same output."""
+    (up to capping), each <= :func:`candidate_caps` (``min(cap_mult * prior, 1)``, the cap from
+    the ORIGINAL prior, and the hard bounds ``upper``), and L-inf distance >= ``min_linf`` to each
+    other and to ``existing`` rows. ``min_linf`` shrinks to an eighth of the feasible set's width
+    where that is narrower. Draws come in batches of ``n * pool_factor``; if ``max_batches``
+    batches do not give ``n`` diverse ones, ``min_linf`` is halved (with a warning).
+    ``min_linf=0`` turns the rejection off (used for the large prediction pool). When the caps
+    leave a single feasible point (they sum to 1), that point is the only candidate: one row.
+    Seeded: same ``rng`` seed, same output."""
     p = _normalize_prior(prior)
     n = int(n)
     if n < 0:
@@ -127,11 +171,14 @@ def dirichlet_candidates(
     if not 0 < conc_range[0] <= conc_range[1]:
         raise ValueError("conc_range must be (low, high) with 0 < low <= high")
     rng = _rng(rng)
-    cap = np.minimum(cap_mult * p, 1.0)
+    cap = candidate_caps(p, cap_mult, upper)
     pt = p ** temper
     pt = pt / pt.sum()
     if n == 0:
         return np.zeros((0, k))
+    if cap.sum() <= 1 + 1e-9:
+        return (cap / cap.sum())[None, :].copy()
+    min_linf = min(float(min_linf), _linf_diameter(cap) / 8)
     if min_linf <= 0:
         out = []
         have = 0
@@ -206,18 +253,24 @@ def search_mixture(
     *,
     min_linf: float = 0.05,
     regressor: str = "gbr",
+    upper: Any = None,
     **candidate_kwargs: Any,
 ) -> SearchResult:
     """Search top-level weights maximizing ``evaluate(weights)`` (higher is better).
 
-    Round sizes and the prediction pool are multiplied by ``scale`` (at least 1 / 1,000). Each
-    evaluated candidate is passed to ``on_candidate`` as a :class:`Candidate` as soon as it is
-    scored. A non-finite score raises (an evaluator failure should be loud, not silently skipped).
+    Round sizes and the prediction pool are multiplied by ``scale`` (at least 1 / 1,000). ``upper``:
+    hard per-cluster bounds on the weights (share cap, repeat cap); every candidate evaluated and
+    every proposal the regressor ranks lies under them. Where they leave a single feasible point,
+    that point is evaluated once and returned. Each evaluated candidate is passed to
+    ``on_candidate`` as a :class:`Candidate` as soon as it is scored. A non-finite score raises
+    (an evaluator failure should be loud, not silently skipped).
     """
     p = _normalize_prior(prior)
     rng = np.random.default_rng(seed)
     sizes = [max(1, int(round(r * scale))) for r in rounds]
     pool_n = max(1000, int(round(pool_size * scale)))
+    cap = candidate_caps(p, candidate_kwargs.get("cap_mult", 15.0), upper)
+    min_linf = min(float(min_linf), _linf_diameter(cap) / 8)
     X: list[np.ndarray] = []
     y: list[float] = []
     history: list[Candidate] = []
@@ -234,11 +287,13 @@ def search_mixture(
             if on_candidate is not None:
                 on_candidate(rec)
 
-    first = dirichlet_candidates(p, sizes[0], rng, min_linf=min_linf, **candidate_kwargs)
+    first = dirichlet_candidates(p, sizes[0], rng, min_linf=min_linf, upper=upper, **candidate_kwargs)
     run(1, first, None)
+    if cap.sum() <= 1 + 1e-9:  # a single feasible mixture: nothing to search
+        return SearchResult(best_weights=first[0].copy(), best_score=y[0], history=history, best_round=1)
     for r, n_r in enumerate(sizes[1:], start=2):
         model = _fit_regressor(np.asarray(X), np.asarray(y), seed + r, regressor)
-        pool = dirichlet_candidates(p, pool_n, rng, min_linf=0.0, **candidate_kwargs)
+        pool = dirichlet_candidates(p, pool_n, rng, min_linf=0.0, upper=upper, **candidate_kwargs)
         pred = model.predict(pool)
         order = np.argsort(-pred, kind="stable")
         ref = np.asarray(X)

@@ -9,7 +9,8 @@ File layout (a top-level ``mixtures:`` list, or a bare list)::
           min_quality: 0.3
           drop_semantic_duplicates: true
           exclude_clusters: [{level: 1, id: 17}, "casino"]   # id at a level, or a name keyword
-        size: {documents: 1000000}    # or {tokens: 2.0e9, tokenizer: approx}
+        size: {documents: 1000000}    # or {tokens: 2.0e9}, {documents_fraction: 0.5},
+                                      #    {tokens: 2.0e9, at_most_fraction: 0.8}
         policy: balanced              # balanced | weighted | quality_topk | search
         options: {within_leaf: random}
         seed: 0
@@ -32,6 +33,7 @@ import yaml
 
 __all__ = [
     "ClusterRef",
+    "DEFAULT_MAX_SHARE",
     "Filters",
     "MixtureSpec",
     "MixtureSpecError",
@@ -49,6 +51,12 @@ FORMATS = ("parquet", "jsonl.gz")
 # Token counting in the pool is the approximate one (characters / 4); no other tokenizer is wired.
 TOKENIZERS = ("approx",)
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+# Default cap on any one top-level cluster's share of a searched mixture. ceil(1 / 0.35) = 3: every
+# candidate, the chosen one included, spreads over at least three top-level clusters; on the usual 8-12
+# top-level clusters a favoured one may still take ~3-4x its uniform share (1/8 .. 1/12), room
+# enough for the search to express a strong preference. On pools with fewer than three top-level
+# clusters the cap is raised to the most even split there is (1/2, or 1), see policies.
+DEFAULT_MAX_SHARE = 0.35
 
 
 class MixtureSpecError(ValueError):
@@ -72,9 +80,53 @@ class Filters:
 
 @dataclass(frozen=True)
 class Size:
+    """How big a mixture is, in ``unit`` (documents, or approximate tokens), in one of three forms:
+
+    * an amount: ``value`` (``{documents: 400}``, ``{tokens: 150000}``);
+    * a share of the filtered pool: ``fraction`` (``{documents_fraction: 0.3}``,
+      ``{tokens_fraction: 0.3}``), so one spec fits a pool of any size;
+    * an amount capped at a share of the filtered pool: ``value`` and ``at_most_fraction``
+      (``{documents: 400, at_most_fraction: 0.5}``): 400 on a large pool, half of a small one.
+
+    Fractions are of the pool left after the spec's filters, counted in ``unit``; above 1 they ask
+    for repeats, so they are allowed only up to the policy's ``max_repeats``.
+    """
+
     unit: str  # "documents" | "tokens"
-    value: int
+    value: int | None = None
     tokenizer: str = "approx"  # tokens only; "approx" = the pool's n_tokens column
+    fraction: float | None = None
+    at_most_fraction: float | None = None
+
+    def resolve(self, pool_total: float) -> int:
+        """The target in ``unit`` for a filtered pool holding ``pool_total`` units (at least 1)."""
+        if self.fraction is not None:
+            return max(1, int(math.floor(self.fraction * pool_total + 0.5)))
+        assert self.value is not None
+        if self.at_most_fraction is not None:
+            return max(1, min(self.value, int(math.floor(self.at_most_fraction * pool_total + 0.5))))
+        return self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.fraction is not None:
+            out[f"{self.unit}_fraction"] = self.fraction
+        else:
+            out[self.unit] = self.value
+            if self.at_most_fraction is not None:
+                out["at_most_fraction"] = self.at_most_fraction
+        if self.unit == "tokens":
+            out["tokenizer"] = self.tokenizer
+        return out
+
+    def describe(self) -> str:
+        """Short human form for data cards and messages."""
+        if self.fraction is not None:
+            return f"{self.fraction:g} of the filtered pool's {self.unit}"
+        text = f"{self.value:,} {self.unit}"
+        if self.at_most_fraction is not None:
+            text += f", at most {self.at_most_fraction:g} of the filtered pool's {self.unit}"
+        return text
 
 
 @dataclass(frozen=True)
@@ -90,9 +142,7 @@ class MixtureSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (round-trips through :func:`parse_mixture_spec`)."""
-        size: dict[str, Any] = {self.size.unit: self.size.value}
-        if self.size.unit == "tokens":
-            size["tokenizer"] = self.size.tokenizer
+        size = self.size.to_dict()
         return {
             "name": self.name,
             "scope": self.scope if self.scope == "all" else list(self.scope),
@@ -285,7 +335,7 @@ _POLICY_OPTIONS: dict[str, tuple[str, ...]] = {
     "weighted": ("weights", "level", "temperature", "max_repeats", "default_weight"),
     "quality_topk": ("shares_from", "level", "gumbel_scale", "weights", "temperature", "default_weight"),
     "search": ("rounds", "scale", "pool_size", "evaluator", "eval_sample_documents", "max_repeats",
-               "temperature"),
+               "temperature", "max_share"),
 }
 
 
@@ -324,10 +374,46 @@ def _options(policy: str, v: Any, where: str) -> dict:
             out["max_repeats"] = _int(o["max_repeats"], f"{where}.max_repeats", lo=1)
         if "temperature" in o:
             out["temperature"] = _float(o["temperature"], f"{where}.temperature", lo=0.0, lo_open=True)
+        # stated in the spec even when defaulted, so the data card and the version say which cap held
+        out["max_share"] = _float(o.get("max_share", DEFAULT_MAX_SHARE), f"{where}.max_share", lo=0.0,
+                                  hi=1.0, lo_open=True)
     return out
 
 
 _TOP_FIELDS = ("name", "scope", "filters", "size", "policy", "options", "seed", "formats")
+_SIZE_FORMS = ("documents", "tokens", "documents_fraction", "tokens_fraction")
+
+
+def _size(v: Any, w: Any, policy: str, options: Mapping[str, Any]) -> Size:
+    """``size``: exactly one of documents, tokens, documents_fraction, tokens_fraction; an amount may
+    carry ``at_most_fraction``. A fraction above 1 needs repeats: it may not exceed the policy's
+    ``max_repeats`` (1 for balanced and quality_topk, which take each document at most once)."""
+    s = _map(v, w("size"), (*_SIZE_FORMS, "at_most_fraction", "tokenizer"))
+    forms = [f for f in _SIZE_FORMS if f in s]
+    if len(forms) != 1:
+        raise MixtureSpecError(f"{w('size')}: give exactly one of {', '.join(_SIZE_FORMS)}")
+    form = forms[0]
+    unit = form.removesuffix("_fraction")
+    if "tokenizer" in s and unit != "tokens":
+        raise MixtureSpecError(f"{w('size.tokenizer')}: only applies to a tokens size")
+    tokenizer = _str(s.get("tokenizer", "approx"), w("size.tokenizer"), TOKENIZERS)
+    repeats = int(options.get("max_repeats", 1))
+    why = (f"policy {policy} takes each document at most once" if policy in ("balanced", "quality_topk")
+           else f"max_repeats is {repeats}")
+
+    def share(key: str) -> float:
+        f = _float(s[key], w(f"size.{key}"), lo=0.0, lo_open=True)
+        if f > repeats:
+            raise MixtureSpecError(f"{w(f'size.{key}')}: must be <= {repeats} ({why}), got {f}")
+        return f
+
+    if form.endswith("_fraction"):
+        if "at_most_fraction" in s:
+            raise MixtureSpecError(f"{w('size.at_most_fraction')}: only applies to an amount "
+                                   "(documents or tokens), not to a fraction")
+        return Size(unit, None, tokenizer, fraction=share(form))
+    at_most = share("at_most_fraction") if "at_most_fraction" in s else None
+    return Size(unit, _int(s[form], w(f"size.{form}"), lo=1), tokenizer, at_most_fraction=at_most)
 
 
 def parse_mixture_spec(d: Any, index: int = 0) -> MixtureSpec:
@@ -371,18 +457,9 @@ def parse_mixture_spec(d: Any, index: int = 0) -> MixtureSpec:
         exclude_clusters=tuple(refs),
     )
 
-    s = _map(d["size"], w("size"), ("documents", "tokens", "tokenizer"))
-    units = [u for u in ("documents", "tokens") if u in s]
-    if len(units) != 1:
-        raise MixtureSpecError(f"{w('size')}: give exactly one of documents or tokens")
-    unit = units[0]
-    if "tokenizer" in s and unit != "tokens":
-        raise MixtureSpecError(f"{w('size.tokenizer')}: only applies to a tokens size")
-    size = Size(unit, _int(s[unit], w(f"size.{unit}"), lo=1),
-                _str(s.get("tokenizer", "approx"), w("size.tokenizer"), TOKENIZERS))
-
     policy = _str(d["policy"], w("policy"), POLICIES)
     options = _options(policy, d.get("options"), w("options"))
+    size = _size(d["size"], w, policy, options)
     seed = _int(d.get("seed", 0), w("seed"), lo=0)
     fm = d.get("formats", ["parquet"])
     if not isinstance(fm, list) or not fm:
