@@ -10,7 +10,7 @@ from dagster_aws.s3 import S3Resource
 
 from crawlmix.mixture import load_mixture_specs
 from crawlmix.settings import Settings
-from curation_assets.automation import with_automation
+from curation_assets.automation import automation_sensor, with_automation
 from curation_assets.clustering import build_clustering
 from curation_assets.embedding import build_embedding
 from curation_assets.ingestion import build_ingestion, build_snapshot_sensor
@@ -79,7 +79,7 @@ def build_definitions(settings: Settings) -> Definitions:
     if not dbt_project().manifest_path.exists():
         # Images and CI prepare the manifest at build time; a fresh checkout does it once, here.
         prepare_manifest()
-    report_assets, report_checks = build_reports()
+    report_assets, report_checks = build_reports(warehouse_pool=pool)
     jobs = {
         INGEST_JOB: define_asset_job(
             INGEST_JOB,
@@ -128,7 +128,10 @@ def build_definitions(settings: Settings) -> Definitions:
         ),
         asset_checks=[*ingestion_checks, *embedding_checks, *clustering_checks, *quality_checks, *mixture_checks, *report_checks],
         jobs=list(jobs.values()),
-        sensors=[build_snapshot_sensor(jobs[INGEST_JOB], settings.shard_keys, settings.snapshots_per_tick)],
+        sensors=[
+            build_snapshot_sensor(jobs[INGEST_JOB], settings.shard_keys, settings.snapshots_per_tick),
+            automation_sensor(),
+        ],
         resources=build_resources(settings),
     )
 

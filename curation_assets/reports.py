@@ -173,11 +173,15 @@ def prepare_manifest(project_dir: str | Path = DBT_PROJECT_DIR) -> Path:
     return project.manifest_path
 
 
-def build_reports(warehouse_url: Any = None, project_dir: str | Path = DBT_PROJECT_DIR) -> tuple[list, list]:
+def build_reports(
+    warehouse_url: Any = None, project_dir: str | Path = DBT_PROJECT_DIR, warehouse_pool: str | None = None
+) -> tuple[list, list]:
     """``([dbt assets], [])`` for the report models. Needs the prepared manifest (``PREPARE_COMMAND``).
 
     ``warehouse_url`` is accepted for symmetry with the other builders and validated when given as a
     string; the connection itself comes from the ``dbt`` resource (:func:`dbt_resource`).
+    ``warehouse_pool``: the pool of the warehouse's writers (DuckDB admits one writing process), which
+    a dbt build joins since it writes the report tables.
     """
     if isinstance(warehouse_url, str):
         dbt_env_for_url(warehouse_url)
@@ -198,6 +202,7 @@ def build_reports(warehouse_url: Any = None, project_dir: str | Path = DBT_PROJE
         project=project,
         dagster_dbt_translator=translator,
         name="dbt_reports",
+        pool=warehouse_pool,
     )
     def dbt_reports(context: AssetExecutionContext, dbt: DbtCliResource):
         yield from dbt.cli(["build"], context=context).stream()
