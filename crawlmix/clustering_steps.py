@@ -8,6 +8,7 @@ whole snapshot.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from crawlmix.centroid_store import CentroidTree
@@ -42,9 +44,13 @@ class FitSample:
 
 
 def auto_ks(n: int, docs_per_leaf: int = 40, branching: int = 5, top_min: int = 8, top_max: int = 12) -> list[int]:
-    """Level sizes for n points when the user gives none: about 40 points per leaf, each level 5x
-    smaller, and a top level of 8-12 clusters, the number of domains a person reads at a glance."""
-    ks = [max(2, min(20_000, n // docs_per_leaf))]
+    """Level sizes for n distinct points when the user gives none: about 40 points per leaf, each
+    level 5x smaller, and a top level of 8-12 clusters, the number of domains a person reads at a
+    glance. A corpus too small for that still gets a tree: two leaves (one for a single point),
+    so every cluster can hold a point and the fit never asks for more clusters than points."""
+    if n < 1:
+        raise ValueError("no points to cluster")
+    ks = [max(min(2, n), min(20_000, n // docs_per_leaf))]
     while ks[-1] > top_max:
         ks.append(max(top_min, ks[-1] // branching))
     return ks
@@ -79,6 +85,13 @@ def draw_fit_sample(store: Storage, shards: Sequence[ShardRef], sample_size: int
     return FitSample(vectors=vectors, refs=refs, rows=rows, total_rows=total)
 
 
+def distinct_rows(vectors: np.ndarray) -> int:
+    """How many different rows (byte-exact) `vectors` holds; a 128-bit digest per row keeps the
+    memory small for a sample of 100,000 rows."""
+    rows = np.ascontiguousarray(vectors)
+    return len({hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows})
+
+
 def sample_texts(store: Storage, sample: FitSample) -> list[str]:
     texts: list[str] = []
     for ref, rows in zip(sample.refs, sample.rows):
@@ -102,9 +115,13 @@ def fit_centroid_tree(
     started = time.monotonic()
     sample = draw_fit_sample(store, shards, sample_size, seed)
     n = sample.vectors.shape[0]
-    if n < 4:
-        raise ValueError(f"only {n} embedded documents in scope: too few to fit centroids")
-    level_ks = list(ks) if ks else auto_ks(n)
+    if n == 0:
+        raise ValueError(
+            f"no embedded documents in the {len(shards)} shards in scope (all empty): nothing to fit centroids on"
+        )
+    # Identical vectors (the same page under two URLs) can fill only one cluster: sizing the levels
+    # by distinct vectors keeps a tiny or repetitive sample from leaving clusters empty.
+    level_ks = list(ks) if ks else auto_ks(distinct_rows(sample.vectors))
     if level_ks[0] > n:
         raise ValueError(f"level-1 k={level_ks[0]} exceeds the {n} sampled documents; lower k or widen the scope")
     if resampling_steps is None:
@@ -163,8 +180,12 @@ def semantic_duplicates(
     order: str,
     seed: int,
     device: str = "cpu",
+    exclude: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[pa.Table, dict]:
     """SemDeDup of `snapshot`: its docs grouped by leaf cluster across all shards in `refs`.
+
+    Documents in `exclude` (already removed as exact copies, or removed in an earlier snapshot) take
+    no part: they are neither removed again nor kept in place of another document.
 
     `refs` may include shards of earlier snapshots (scope `with_earlier`): their documents are placed
     first in every cluster, so a new document that repeats one already in an earlier snapshot is
@@ -178,15 +199,17 @@ def semantic_duplicates(
     for index, (ref_snapshot, shard) in enumerate(refs):
         labels = read_table(store, store.key("cluster_labels", ref_snapshot, shard, "parquet"),
                             columns=["doc_id", "cluster_l1", "leaf_distance"])
-        ids_by_ref.append(labels.column("doc_id").to_pylist())
-        distance = labels.column("leaf_distance").to_numpy().astype(np.float32)
+        ids = labels.column("doc_id").to_pylist()
+        ids_by_ref.append(ids)
+        rows = np.flatnonzero([doc not in exclude for doc in ids]) if exclude else np.arange(len(ids))
+        distance = labels.column("leaf_distance").to_numpy().astype(np.float32)[rows]
         if ref_snapshot != snapshot:
             # cosine distances lie in [0, 2]: shifting by 4 orders every earlier doc first
             distance = distance + (4.0 if order == "hard" else -4.0)
-        leaf_parts.append(labels.column("cluster_l1").to_numpy())
+        leaf_parts.append(labels.column("cluster_l1").to_numpy()[rows])
         dist_parts.append(distance)
-        ref_parts.append(np.full(labels.num_rows, index, np.int32))
-        row_parts.append(np.arange(labels.num_rows, dtype=np.int64))
+        ref_parts.append(np.full(len(rows), index, np.int32))
+        row_parts.append(rows.astype(np.int64))
     leaves = np.concatenate(leaf_parts) if leaf_parts else np.empty(0, np.int32)
     dists = np.concatenate(dist_parts) if dist_parts else np.empty(0, np.float32)
     ref_of = np.concatenate(ref_parts) if ref_parts else np.empty(0, np.int32)
@@ -224,6 +247,44 @@ def semantic_duplicates(
         "clusters": len(groups),
     }
     return table, stats
+
+
+DUPLICATES_SCHEMA = pa.schema([
+    pa.field("doc_id", pa.string()),
+    pa.field("snapshot", pa.string()),
+    pa.field("shard", pa.string()),
+    pa.field("kept_doc_id", pa.string()),
+    pa.field("kept_snapshot", pa.string()),
+    pa.field("kept_shard", pa.string()),
+    pa.field("similarity", pa.float32()),
+    pa.field("cluster", pa.int32()),
+    pa.field("method", pa.string()),  # exact (same content hash) | semantic (SemDeDup)
+])
+
+
+def combine_duplicates(exact: pd.DataFrame, semantic: pa.Table, leaf_of: dict[str, int]) -> pa.Table:
+    """One table of a snapshot's removed documents: exact copies first, then SemDeDup's removals.
+
+    An exact copy whose kept document SemDeDup then removed is pointed at the document that one was
+    removed for, so every `kept_doc_id` names a document that survives (mixtures treat a removed
+    document and the one it points at as one).
+    """
+    sem = semantic.to_pandas()
+    redirect = sem.set_index("doc_id")[["kept_doc_id", "kept_snapshot", "kept_shard", "similarity"]]
+    exact = exact.copy()
+    exact["similarity"] = np.float32(1.0)
+    moved = exact["kept_doc_id"].isin(redirect.index)
+    if moved.any():
+        target = redirect.loc[exact.loc[moved, "kept_doc_id"]]
+        for column in ("kept_doc_id", "kept_snapshot", "kept_shard", "similarity"):
+            exact.loc[moved, column] = target[column].to_numpy()
+    exact["cluster"] = [leaf_of.get(doc, -1) for doc in exact["doc_id"]]
+    exact["method"] = "exact"
+    sem["method"] = "semantic"
+    frame = pd.concat([exact, sem], ignore_index=True)[DUPLICATES_SCHEMA.names]
+    frame["similarity"] = frame["similarity"].astype(np.float32)
+    frame["cluster"] = frame["cluster"].astype(np.int32)
+    return pa.Table.from_pandas(frame, schema=DUPLICATES_SCHEMA, preserve_index=False)
 
 
 def _batches(groups: list[np.ndarray], max_rows: int):

@@ -148,6 +148,7 @@ semantic_dedup_stats = sa.Table(
     sa.Column("n_docs", sa.Integer, nullable=False),
     sa.Column("n_removed", sa.Integer, nullable=False),
     sa.Column("removal_fraction", sa.Double, nullable=False),
+    sa.Column("n_exact_removed", sa.Integer, nullable=True),  # of n_removed; added after release 1
 )
 register_table(semantic_dedup_stats)
 

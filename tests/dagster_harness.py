@@ -40,8 +40,21 @@ def write_warc(path: Path, responses: list[tuple[str, int, str, bytes]]) -> None
             writer.write_record(record)
 
 
-def make_snapshot(root: Path, snapshot_id: str, n_files: int = 2, complete: bool = True, bad: bool = True) -> Path:
-    """A snapshot of `n_files` WARCs of distinct pages; the first file also carries a 404 and a duplicate."""
+def make_snapshot(
+    root: Path,
+    snapshot_id: str,
+    n_files: int = 2,
+    complete: bool = True,
+    bad: bool = True,
+    plant_copies: bool = False,
+    recrawl_of: str | None = None,
+) -> Path:
+    """A snapshot of `n_files` WARCs of distinct pages; the first file also carries a 404 and a duplicate.
+
+    plant_copies: the last file also carries an exact copy of page 0-0 under a new URL (a copy in
+    another file, so another shard) and a near copy of page 0-1 (same body, title changed).
+    recrawl_of: the last file also re-fetches page 1-0 of that earlier snapshot byte for byte.
+    """
     folder = root / snapshot_id
     folder.mkdir(parents=True)
     for i in range(n_files):
@@ -57,6 +70,14 @@ def make_snapshot(root: Path, snapshot_id: str, n_files: int = 2, complete: bool
         if bad and i == 0:
             pages.append(("https://docs.example.org/missing.html", 404, "text/html", b"<html>gone</html>"))
             pages.append(("https://docs.example.org/copy.html",) + pages[0][1:])
+        if i == n_files - 1 and plant_copies:
+            pages.append((f"https://mirror.example.org/{snapshot_id}/0/0.html", 200, "text/html; charset=utf-8",
+                          html_page(f"Topic 0-0 of {snapshot_id}", "Unique text number 0 " * 8)))
+            pages.append((f"https://mirror.example.org/{snapshot_id}/0/1.html", 200, "text/html; charset=utf-8",
+                          html_page(f"Topic 0-1 of {snapshot_id} (mirror)", "Unique text number 1 " * 8)))
+        if i == n_files - 1 and recrawl_of:
+            pages.append((f"https://docs.example.org/{recrawl_of}/1/0.html", 200, "text/html; charset=utf-8",
+                          html_page(f"Topic 1-0 of {recrawl_of}", "Unique text number 100 " * 8)))
         write_warc(folder / f"part-{i:03d}.warc.gz", pages)
     if complete:
         (folder / "_SUCCESS").touch()

@@ -31,7 +31,7 @@ def clustered(tmp_path_factory):
     """Two shards ingested and embedded, centroids fit, both shards labelled, the snapshot deduplicated."""
     home = tmp_path_factory.mktemp("cluster") / "home"
     settings = settings_for(home, shards=2, CRAWLMIX_DEVICE="cpu")
-    folder = make_snapshot(home / "snapshots", "snap-a", n_files=4)
+    folder = make_snapshot(home / "snapshots", "snap-a", n_files=4, plant_copies=True)
     defs = d.build_definitions(settings)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(crawl_snapshots.name, ["snap-a"])
@@ -81,15 +81,39 @@ def test_labels_carry_paths_consistent_with_the_tree(clustered):
     sizes = Warehouse(settings.warehouse_url).read_frame(
         "SELECT SUM(n) AS n FROM cluster_shard_sizes WHERE level = 1 AND snapshot = 'snap-a'"
     )
-    assert int(sizes["n"][0]) == 20
+    assert int(sizes["n"][0]) == 22
 
 
-def test_semantic_duplicates_point_at_kept_documents(clustered):
+def _docs(settings, snapshot):
+    import pandas as pd
+
+    return pd.concat([
+        pq.read_table(settings.home / "storage" / "raw_corpus" / snapshot / f"{shard}.parquet").to_pandas()
+        for shard in settings.shard_keys
+    ], ignore_index=True)
+
+
+def test_planted_copies_are_removed_exactly_across_shards_and_semantically(clustered):
     settings, _, _, results, _ = clustered
     removed = pq.read_table(settings.home / "storage" / "semantic_duplicates" / "snap-a" / "all.parquet").to_pandas()
+    docs = _docs(settings, "snap-a").set_index("url")
+    exact_copy, original = docs.loc["https://mirror.example.org/snap-a/0/0.html"], docs.loc["https://docs.example.org/snap-a/0/0.html"]
+    assert exact_copy["shard"] != original["shard"]  # the copy is in another shard: raw_corpus cannot see it
+    # the copy in the first shard (in shard order) is kept, whichever of the two it is
+    first, second = sorted([exact_copy, original], key=lambda doc: doc["shard"])
+    exact = removed[removed["method"] == "exact"].set_index("doc_id")
+    assert list(exact.index) == [second["doc_id"]]
+    assert exact.loc[second["doc_id"], "kept_doc_id"] == first["doc_id"]
+    near_copy, near_original = docs.loc["https://mirror.example.org/snap-a/0/1.html"], docs.loc["https://docs.example.org/snap-a/0/1.html"]
+    semantic = removed[removed["method"] == "semantic"]
+    pair = semantic[semantic["doc_id"].isin([near_copy["doc_id"], near_original["doc_id"]])]
+    # one of the two goes (the harness's pages are alike, so it may go in favour of a third)
+    assert len(pair) == 1
     assert set(removed["doc_id"]).isdisjoint(set(removed["kept_doc_id"]))
     meta = results["dedup"].asset_materializations_for_node("semantic_duplicates")[0].metadata
-    assert meta["docs"].value == 20 and 0 <= meta["removal_fraction"].value < 1
+    assert meta["docs"].value == 22 and meta["exact_copies_within_snapshot"].value == 1
+    # the harness's pages differ only in a number, so SemDeDup finds many of them alike
+    assert meta["semantic_duplicates"].value >= 1 and 0 < meta["removal_fraction"].value < 1
 
 
 def test_refit_makes_labels_stale_and_dedup_refuses_them(clustered):
@@ -107,15 +131,46 @@ def test_refit_makes_labels_stale_and_dedup_refuses_them(clustered):
 
 def test_with_earlier_scope_removes_repeats_of_an_earlier_snapshot_only_from_the_new_one(clustered):
     settings, defs, instance, _, folder = clustered
-    make_snapshot(folder.parent, "snap-b", n_files=4)  # same bodies as snap-a under new titles and URLs
+    # same bodies as snap-a under new titles and URLs, and one page of snap-a re-fetched byte for byte
+    make_snapshot(folder.parent, "snap-b", n_files=4, recrawl_of="snap-a")
     instance.add_dynamic_partitions(crawl_snapshots.name, ["snap-b"])
     for job in (d.INGEST_JOB, d.LABEL_JOB):
         assert all(_run(defs, instance, job, partition_key_for("snap-b", s)).success for s in settings.shard_keys)
-    config = {"ops": {"semantic_duplicates": {"config": {"scope": "with_earlier"}}}}
-    result = _run(defs, instance, d.DEDUP_JOB, "snap-b", run_config=config)
+    result = _run(defs, instance, d.DEDUP_JOB, "snap-b")  # with_earlier is the default scope
     assert result.success and all(e.passed for e in _evaluations(result))
     removed = pq.read_table(settings.home / "storage" / "semantic_duplicates" / "snap-b" / "all.parquet").to_pandas()
     assert set(removed["snapshot"]) == {"snap-b"}
     assert "snap-a" in set(removed["kept_snapshot"])
+    recrawl = _docs(settings, "snap-b").set_index("url").loc["https://docs.example.org/snap-a/1/0.html"]
+    first = _docs(settings, "snap-a").set_index("url").loc["https://docs.example.org/snap-a/1/0.html"]
+    assert recrawl["doc_id"] != first["doc_id"]  # same URL and text, another snapshot: another document
+    row = removed.set_index("doc_id").loc[recrawl["doc_id"]]
+    assert row["method"] == "exact" and row["kept_doc_id"] == first["doc_id"] and row["kept_snapshot"] == "snap-a"
+    # the other pages of snap-b repeat snap-a's bodies under new titles: SemDeDup removes them
+    assert (removed["method"] == "semantic").sum() >= 10
     earlier = pq.read_table(settings.home / "storage" / "semantic_duplicates" / "snap-a" / "all.parquet").to_pandas()
     assert set(earlier["snapshot"]) <= {"snap-a"}
+
+
+def test_labels_gate_passes_an_empty_shard_and_fails_labels_missing_for_embedded_documents():
+    """The gate's suites on their own (no Dagster): an empty shard's labels pass when nothing was
+    embedded, and the same zero rows fail when the shard has embedded documents, or when the file
+    records other centroids."""
+    import numpy as np
+
+    from crawlmix.centroid_store import CentroidTree
+    from crawlmix.cluster import fit_hierarchical_kmeans
+    from crawlmix.clustering_steps import labels_table
+    from curation_assets.clustering import judge_labels
+
+    tree = fit_hierarchical_kmeans(np.random.default_rng(0).normal(size=(60, 8)), ks=[4, 2], seed=0)
+    current = CentroidTree(tree=tree, version=tree.version, names=[{}, {}], keywords=[{}, {}], fit_mean_distance=0.1, fit_info={})
+    empty = labels_table([], np.empty((0, 2), np.int64), np.empty(0, np.float32), current.version).to_pandas()
+
+    assert judge_labels(empty, current.version, [], current).success
+    unlabelled = judge_labels(empty, current.version, ["doc-1", "doc-2"], current)
+    assert not unlabelled.success and "n_labels" in unlabelled.describe_failures()
+    stale = judge_labels(empty, "an-older-version", [], current)
+    assert not stale.success and "file_centroid_version" in stale.describe_failures()
+    labelled = labels_table(["doc-1"], np.array([[0, tree.parents[0][0]]]), np.array([0.2], np.float32), current.version)
+    assert judge_labels(labelled.to_pandas(), current.version, ["doc-1"], current).success
