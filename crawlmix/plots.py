@@ -97,6 +97,8 @@ def cluster_sizes_png(
             median = float(np.median(leaves))
             left.axhline(max(median, 1), color="#555555", linestyle=":", linewidth=1)
             left.set_title(f"{len(leaves)} leaves, median {median:g}, max {int(leaves[0])}", fontsize=9)
+        else:  # an empty shard
+            left.text(0.5, 0.5, "no documents", transform=left.transAxes, ha="center", va="center", color="#555555")
         left.grid(axis="y", which="major", alpha=0.3)
 
         colors = _colors(len(tops))
@@ -208,11 +210,13 @@ def quality_histogram_png(
                 axes.stairs(prob_counts, edges, color="#333333", linewidth=1.4, label="classifier probability")
         if len(q):
             axes.axvline(float(q.mean()), color="#333333", linestyle="--", linewidth=1)
+            axes.legend(fontsize=7, loc="best", frameon=False)
+        else:  # an empty shard: say so rather than show a legend for bars that are not there
+            axes.text(0.5, 0.5, "no documents", transform=axes.transAxes, ha="center", va="center", color="#555555")
         axes.set_xlim(0, 1)
         axes.set_xlabel("score")
         axes.set_ylabel("documents")
         axes.set_title(title or f"quality of {len(q)} documents, mean {q.mean() if len(q) else 0:.3f} (dashed)", fontsize=9)
-        axes.legend(fontsize=7, loc="best", frameon=False)
         axes.grid(axis="y", alpha=0.3)
         return _png(figure)
 

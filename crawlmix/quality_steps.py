@@ -62,11 +62,19 @@ def reference_vectors(store: Storage, model, reference_path: str) -> np.ndarray:
     return vectors
 
 
+# QualityClassifier.fit's floor: a logistic regression needs at least two crawl documents to
+# contrast with the reference set.
+MIN_CRAWL_DOCUMENTS = 2
+
+
 def snapshot_classifier(
     store: Storage, model, snapshot: str, shards: Sequence[str], reference_path: str, seed: int, max_negatives: int = 20_000
-) -> QualityClassifier:
+) -> QualityClassifier | None:
     """The snapshot's classifier: loaded when an earlier shard already fit it, else fit and stored.
 
+    None when the whole snapshot has fewer than MIN_CRAWL_DOCUMENTS embedded documents: there is
+    nothing to contrast the reference set with, so its shards are scored by the heuristics alone
+    (every shard of the snapshot sees the same count, so they all agree).
     A stored classifier whose bytes fail their checksum is refit (seeded, so the same model) and replaced."""
     name = f"{file_digest(reference_path)}-{model.embedding_version}-{seed}"
     key = store.key("quality_classifier", snapshot, name, "json")
@@ -75,8 +83,10 @@ def snapshot_classifier(
             return QualityClassifier.from_dict(json.loads(read_bytes_verified(store, key)))
         except CorruptFileError:
             pass
-    positives = reference_vectors(store, model, reference_path)
     crawl = draw_fit_sample(store, [(snapshot, s) for s in shards], max_negatives, seed).vectors
+    if len(crawl) < MIN_CRAWL_DOCUMENTS:
+        return None
+    positives = reference_vectors(store, model, reference_path)
     classifier = QualityClassifier().fit(positives, crawl, seed=seed)
     write_bytes_checked(store, key, json.dumps(classifier.to_dict(), sort_keys=True).encode())
     return classifier

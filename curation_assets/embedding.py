@@ -26,7 +26,7 @@ from crawlmix.tables import (
     read_table,
 )
 from curation_assets import OWNERS
-from curation_assets.gates import gate_result
+from curation_assets.gates import combined, gate_result, table_facts
 from curation_assets.partitions import split_partition_key
 from resources import EmbedderResource, StorageResource
 
@@ -142,7 +142,8 @@ def build_embedding(partitions_def):
         description=(
             "Great Expectations suite: one vector per raw_corpus document with ids in the same order, "
             "the model's dimension, all finite, norms within 1 +/- tolerance, not degenerate "
-            "(total variance above a floor, not all rows identical)."
+            "(total variance above a floor, not all rows identical). A shard without documents passes "
+            "with a (0, dim) array and no ids."
         ),
     )
     def embeddings_expectations(
@@ -151,8 +152,6 @@ def build_embedding(partitions_def):
         embedder: EmbedderResource,
         storage: StorageResource,
     ) -> AssetCheckResult:
-        from crawlmix.expectations import run_suite
-
         snapshot, shard = split_partition_key(context.partition_key)
         store = storage.get_storage()
         npy_key, ids_key = embedding_keys(store, snapshot, shard)
@@ -160,47 +159,70 @@ def build_embedding(partitions_def):
         ids = read_table(store, ids_key, columns=["doc_id"])
         expected_dim = embedder.get_model().dim
         with open_npy(store, npy_key) as vectors:
-            frame, summary = _gate_frame(vectors, ids.column("doc_id").to_pylist(), raw_ids.column("doc_id").to_pylist())
-        outcome = run_suite(
-            frame,
-            "embeddings",
-            lambda gxe: [
-                gxe.ExpectColumnValuesToBeInSet(column="n_vectors", value_set=[raw_ids.num_rows]),
-                gxe.ExpectColumnValuesToBeInSet(column="n_ids", value_set=[raw_ids.num_rows]),
-                gxe.ExpectColumnPairValuesToBeEqual(column_A="doc_id", column_B="raw_doc_id"),
-                gxe.ExpectColumnValuesToBeInSet(column="dim", value_set=[expected_dim]),
-                gxe.ExpectColumnValuesToBeInSet(column="is_finite", value_set=[True]),
-                gxe.ExpectColumnValuesToBeBetween(
-                    column="norm", min_value=1 - config.norm_tolerance, max_value=1 + config.norm_tolerance
-                ),
-                gxe.ExpectColumnMinToBeBetween(column="total_variance", min_value=config.min_total_variance),
-                gxe.ExpectColumnUniqueValueCountToBeBetween(column="row_hash", min_value=min(2, len(frame))),
-            ],
-        )
-        return gate_result(
-            outcome,
-            **summary,
-            expected_dim=expected_dim,
-        )
+            outcome, summary = judge_embeddings(
+                vectors, ids.column("doc_id").to_pylist(), raw_ids.column("doc_id").to_pylist(), expected_dim, config
+            )
+        return gate_result(outcome, **summary, expected_dim=expected_dim)
 
     return [embeddings], [embeddings_expectations]
 
 
-def _gate_frame(vectors: np.ndarray, doc_ids: list[str], raw_doc_ids: list[str], block: int = 65536):
-    """Per-row facts for the suite, computed in blocks so a large shard never sits in memory as float32."""
+def judge_embeddings(
+    vectors: np.ndarray, doc_ids: list[str], raw_doc_ids: list[str], expected_dim: int, config: EmbeddingsGateConfig
+):
+    """The gate's Great Expectations verdict on a shard's vectors and ids against its raw_corpus ids:
+    (outcome, summary for the check metadata)."""
+    from crawlmix.expectations import run_suite
+
+    rows, facts, summary = _gate_frames(vectors, doc_ids, raw_doc_ids)
+    outcome = combined(
+        run_suite(facts, "embeddings_shape", lambda gxe: shape_expectations(gxe, len(raw_doc_ids), expected_dim, config)),
+        run_suite(rows, "embeddings_rows", lambda gxe: row_expectations(gxe, config)),
+    )
+    return outcome, summary
+
+
+def shape_expectations(gxe, n_raw: int, expected_dim: int, config: EmbeddingsGateConfig) -> list:
+    """On the shard's one row of facts (`table_facts`): judged even for a shard without documents,
+    whose vectors must still be (0, dim) with no ids, and failing when documents lack vectors."""
+    return [
+        gxe.ExpectColumnValuesToBeInSet(column="n_vectors", value_set=[n_raw]),
+        gxe.ExpectColumnValuesToBeInSet(column="n_ids", value_set=[n_raw]),
+        gxe.ExpectColumnValuesToBeInSet(column="dim", value_set=[expected_dim]),
+        gxe.ExpectColumnValuesToBeBetween(column="total_variance", min_value=config.min_total_variance),
+        gxe.ExpectColumnValuesToBeInSet(column="all_rows_identical", value_set=[False]),
+    ]
+
+
+def row_expectations(gxe, config: EmbeddingsGateConfig) -> list:
+    """On one row per vector (padded to the longer of vectors, ids and documents)."""
+    return [
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="doc_id", column_B="raw_doc_id"),
+        gxe.ExpectColumnValuesToBeInSet(column="is_finite", value_set=[True]),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="norm", min_value=1 - config.norm_tolerance, max_value=1 + config.norm_tolerance
+        ),
+    ]
+
+
+def _gate_frames(vectors: np.ndarray, doc_ids: list[str], raw_doc_ids: list[str], block: int = 65536):
+    """(per-row frame, one-row facts frame, summary for metadata), computed in blocks so a large
+    shard never sits in memory as float32."""
     n = vectors.shape[0] if vectors.ndim == 2 else 0
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
     norms = np.empty(n, dtype=np.float64)
     finite = np.empty(n, dtype=bool)
-    hashes = np.empty(n, dtype=np.int64)
+    first: np.ndarray | None = None
+    any_row_differs = False
     total = np.zeros(dim, dtype=np.float64)
     total_sq = np.zeros(dim, dtype=np.float64)
     for start in range(0, n, block):
         rows = np.asarray(vectors[start : start + block], dtype=np.float64)
         finite[start : start + len(rows)] = np.isfinite(rows).all(axis=1)
         norms[start : start + len(rows)] = np.linalg.norm(rows, axis=1)
-        raw = np.ascontiguousarray(vectors[start : start + block])
-        hashes[start : start + len(rows)] = [hash(r.tobytes()) for r in raw]
+        exact = np.ascontiguousarray(vectors[start : start + block]).view(np.uint8).reshape(len(rows), -1)
+        first = exact[0].copy() if first is None else first
+        any_row_differs = any_row_differs or bool((exact != first).any())
         safe = np.where(np.isfinite(rows), rows, 0.0)
         total += safe.sum(axis=0)
         total_sq += (safe * safe).sum(axis=0)
@@ -208,19 +230,22 @@ def _gate_frame(vectors: np.ndarray, doc_ids: list[str], raw_doc_ids: list[str],
     variance = total_sq / max(n, 1) - mean * mean
     total_variance = float(variance.sum()) if dim and n > 1 else 0.0
     length = max(n, len(doc_ids), len(raw_doc_ids))
-    frame = pd.DataFrame(
+    rows_frame = pd.DataFrame(
         {
             "doc_id": _padded(doc_ids, length),
             "raw_doc_id": _padded(raw_doc_ids, length),
-            "n_vectors": n,
-            "n_ids": len(doc_ids),
-            "dim": dim,
             "is_finite": _padded(list(finite), length, False),
             "norm": _padded(list(np.nan_to_num(norms, nan=-1.0)), length, -1.0),
-            "row_hash": _padded(list(hashes), length, 0),
-            # A single vector has no spread to judge; the other expectations still apply to it.
-            "total_variance": total_variance if n > 1 else 1.0,
         }
+    )
+    facts = table_facts(
+        n_vectors=n,
+        n_ids=len(doc_ids),
+        dim=dim,
+        # Fewer than two vectors have no spread to judge; their other facts are still judged.
+        total_variance=total_variance if n > 1 else 1.0,
+        # Every vector byte-identical means collapsed embeddings, once there are two to compare.
+        all_rows_identical=n > 1 and not any_row_differs,
     )
     summary = {
         "rows": n,
@@ -230,7 +255,7 @@ def _gate_frame(vectors: np.ndarray, doc_ids: list[str], raw_doc_ids: list[str],
         "norm_max": float(np.nanmax(norms)) if n else 0.0,
         "total_variance": total_variance,
     }
-    return frame, summary
+    return rows_frame, facts, summary
 
 
 def _padded(values: list, length: int, fill=None) -> list:

@@ -69,6 +69,14 @@ class RawCorpusGateConfig(Config):
         le=1.0,
         description="fail when more than this share of a shard's records is quarantined (exact duplicates excluded)",
     )
+    min_records_for_fraction: int = Field(
+        default=20,
+        ge=0,
+        description=(
+            "the quarantine share is judged only on shards of at least this many records: one 404 among "
+            "two records is noise, not a broken input"
+        ),
+    )
     max_text_chars: int = Field(default=1_000_000, gt=0, description="upper bound on a document's length")
 
 
@@ -207,8 +215,9 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str], warehouse_pool: s
         quarantine = read_table(store, store.key("quarantine", snapshot, shard, "parquet"), columns=["reason"])
         n_quarantined = sum(1 for r in quarantine.column("reason").to_pylist() if r != "exact_duplicate")
         quarantine_fraction = n_quarantined / n_records if n_records else 0.0
+        judged_fraction = quarantine_fraction if n_records >= config.min_records_for_fraction else 0.0
 
-        frame = _gate_frame(docs, quarantine_fraction)
+        frame = _gate_frame(docs, judged_fraction)
         outcome = run_suite(
             frame,
             "raw_corpus",
@@ -219,6 +228,7 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str], warehouse_pool: s
             rows=len(frame),
             quarantine_fraction=round(quarantine_fraction, 6),
             max_quarantine_fraction=config.max_quarantine_fraction,
+            quarantine_fraction_judged=n_records >= config.min_records_for_fraction,
         )
 
     return [raw_corpus], [raw_corpus_expectations]

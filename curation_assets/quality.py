@@ -18,9 +18,11 @@ from dagster import (
 from pydantic import Field
 
 from crawlmix import plots
+from crawlmix.expectations import SuiteOutcome
 from crawlmix.quality import HeuristicThresholds, all_rule_columns
 from crawlmix.quality_steps import (
     FAMILY_COLUMNS,
+    MIN_CRAWL_DOCUMENTS,
     bundled_reference_path,
     duplicate_ids,
     file_digest,
@@ -32,7 +34,7 @@ from crawlmix.quality_steps import (
 from crawlmix.tables import open_npy, read_table, write_table
 from curation_assets import OWNERS
 from curation_assets.embedding import embedding_keys
-from curation_assets.gates import aligned_with, gate_result
+from curation_assets.gates import aligned_with, combined, gate_result, table_facts
 from curation_assets.partitions import SNAPSHOT_DIM, split_partition_key
 from resources import EmbedderResource, StorageResource, WarehouseResource
 
@@ -105,7 +107,11 @@ def build_quality(partitions_def, shard_keys, warehouse_pool: str | None = None)
             classifier = snapshot_classifier(
                 store, embedder.get_model(), snapshot, list(shard_keys), reference, config.seed
             )
-            classifier_note = f"fit on {reference} (sha256 {file_digest(reference)})"
+            classifier_note = (
+                f"fit on {reference} (sha256 {file_digest(reference)})" if classifier is not None else
+                f"skipped: {snapshot} has fewer than {MIN_CRAWL_DOCUMENTS} embedded documents to contrast "
+                "with the reference set; quality is the heuristic score alone"
+            )
         npy_key, _ = embedding_keys(store, snapshot, shard)
         with open_npy(store, npy_key) as vectors:
             scores = score_shard(raw.column("text").to_pylist(), vectors, classifier, config.heuristic_thresholds())
@@ -155,24 +161,12 @@ def build_quality(partitions_def, shard_keys, warehouse_pool: str | None = None)
         description="Scores in [0, 1], no nulls, one row per raw_corpus document in the same order; pass rates reported.",
     )
     def quality_scores_expectations(context: AssetCheckExecutionContext, storage: StorageResource) -> AssetCheckResult:
-        from crawlmix.expectations import run_suite
-
         snapshot, shard = split_partition_key(context.partition_key)
         store = storage.get_storage()
         scores = read_table(store, store.key("quality_scores", snapshot, shard, "parquet")).to_pandas()
         raw_ids = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["doc_id"]).column("doc_id").to_pylist()
-        frame = aligned_with(scores, raw_ids, "raw_doc_id")
-        frame["n_scores"] = len(scores)
-        outcome = run_suite(frame, "quality_scores", lambda gxe: [
-            gxe.ExpectColumnValuesToBeInSet(column="n_scores", value_set=[len(raw_ids)]),
-            gxe.ExpectColumnPairValuesToBeEqual(column_A="doc_id", column_B="raw_doc_id"),
-            gxe.ExpectColumnValuesToNotBeNull(column="quality"),
-            gxe.ExpectColumnValuesToBeBetween(column="quality", min_value=0.0, max_value=1.0),
-            gxe.ExpectColumnValuesToNotBeNull(column="is_semantic_duplicate"),
-            *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in FAMILY_COLUMNS],
-        ])
         return gate_result(
-            outcome,
+            judge_scores(scores, raw_ids),
             rows=len(scores),
             pass_rates=MetadataValue.json({c: round(float(scores[c].mean()), 4) for c in FAMILY_COLUMNS} if len(scores) else {}),
         )
@@ -200,6 +194,28 @@ def build_quality(partitions_def, shard_keys, warehouse_pool: str | None = None)
         )
 
     return [quality_scores], [quality_scores_expectations, quality_filter_impact]
+
+
+def judge_scores(scores: pd.DataFrame, raw_ids: list[str]) -> SuiteOutcome:
+    """The quality_scores gate's verdict on a shard's scores against its raw_corpus ids.
+
+    The row count is a fact judged even for a shard without documents; the per-document
+    expectations run on the scores padded to the raw ids, so documents left unscored fail."""
+    from crawlmix.expectations import run_suite
+
+    frame = aligned_with(scores, raw_ids, "raw_doc_id")
+    return combined(
+        run_suite(table_facts(n_scores=len(scores)), "quality_scores_shape", lambda gxe: [
+            gxe.ExpectColumnValuesToBeInSet(column="n_scores", value_set=[len(raw_ids)]),
+        ]),
+        run_suite(frame, "quality_scores_rows", lambda gxe: [
+            gxe.ExpectColumnPairValuesToBeEqual(column_A="doc_id", column_B="raw_doc_id"),
+            gxe.ExpectColumnValuesToNotBeNull(column="quality"),
+            gxe.ExpectColumnValuesToBeBetween(column="quality", min_value=0.0, max_value=1.0),
+            gxe.ExpectColumnValuesToNotBeNull(column="is_semantic_duplicate"),
+            *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in FAMILY_COLUMNS],
+        ]),
+    )
 
 
 def _histogram_md(values: np.ndarray, bins: int = 10) -> str:

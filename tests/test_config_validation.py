@@ -320,6 +320,7 @@ INVALID_CONFIG_VALUES: dict[tuple[str, str], object] = {
     ("RawCorpusConfig", "min_text_chars"): -1,
     ("RawCorpusGateConfig", "max_quarantine_fraction"): 1.5,
     ("RawCorpusGateConfig", "max_text_chars"): 0,
+    ("RawCorpusGateConfig", "min_records_for_fraction"): -1,
     ("CentroidsConfig", "snapshots"): "snap-a",
     ("CentroidsConfig", "ks"): ["ten"],
     ("CentroidsConfig", "sample_size"): 0,

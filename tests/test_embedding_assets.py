@@ -104,3 +104,46 @@ def test_gate_fails_on_planted_damage_and_blocks_downstream(small_home, damage):
         expected = "is_finite" if damage == "nan_row" else "n_vectors"
         assert expected in evaluation.description
         assert instance.get_latest_materialization_event(AssetKey("vector_consumer")) is None
+
+
+def test_gate_judges_an_empty_shard_by_its_shape():
+    """The gate's suites on their own (no Dagster): no vectors pass for a shard without documents,
+    and fail for one whose documents exist, or when the empty array has the wrong width."""
+    from curation_assets.embedding import EmbeddingsGateConfig, judge_embeddings
+
+    config = EmbeddingsGateConfig()
+    empty = np.zeros((0, 384), np.float16)
+    passed, summary = judge_embeddings(empty, [], [], 384, config)
+    assert passed.success and summary["rows"] == 0
+    # the shape suite and the per-row suite, reported as one
+    assert passed.statistics["evaluated_expectations"] == passed.statistics["successful_expectations"] == 8
+    missing, _ = judge_embeddings(empty, [], ["doc-1", "doc-2"], 384, config)
+    assert not missing.success and "n_vectors" in missing.describe_failures()
+    narrow, _ = judge_embeddings(np.zeros((0, 0), np.float16), [], [], 384, config)
+    assert not narrow.success and "dim" in narrow.describe_failures()
+    one = np.zeros((1, 384), np.float16)
+    one[0, 0] = 1.0
+    assert judge_embeddings(one, ["doc-1"], ["doc-1"], 384, config)[0].success  # one vector: no spread to judge
+    collapsed, _ = judge_embeddings(np.repeat(one, 3, axis=0), ["a", "b", "c"], ["a", "b", "c"], 384, config)
+    assert not collapsed.success and "all_rows_identical" in collapsed.describe_failures()
+
+
+def test_a_shard_without_records_embeds_to_zero_rows_and_passes_its_gates(tmp_path):
+    from tests.dagster_harness import html_page, write_warc
+
+    settings = settings_for(tmp_path / "home", shards=4, CRAWLMIX_DEVICE="cpu")
+    folder = tmp_path / "home" / "snapshots" / "one-page"
+    folder.mkdir(parents=True)
+    write_warc(folder / "part.warc.gz", [("https://docs.example.org/only.html", 200, "text/html",
+                                          html_page("The only page", "Some words about rivers. " * 10))])
+    (folder / "_SUCCESS").touch()
+    defs = build_definitions(settings)
+    with DagsterInstance.ephemeral() as instance:
+        result = run_partition(defs, instance, "one-page", "003", MAIN_JOB)  # one record: shard 003 has none
+        assert result.success
+        checks = _check_evaluations(result)
+        assert checks["raw_corpus"].passed and checks["embeddings"].passed
+    storage = settings.home / "storage"
+    assert pq.read_metadata(storage / "raw_corpus" / "one-page" / "003.parquet").num_rows == 0
+    assert np.load(storage / "embeddings" / "one-page" / "003.npy").shape == (0, 384)
+    assert pq.read_table(storage / "embeddings" / "one-page" / "003.ids.parquet").num_rows == 0

@@ -133,7 +133,7 @@ def test_failing_gate_blocks_downstream_in_the_same_run(tmp_path):
     job = define_asset_job("with_consumer", selection=["raw_corpus", "downstream_consumer"], partitions_def=partitions_def)
     defs = Definitions.merge(base, Definitions(assets=[downstream_consumer], jobs=[job]))
     # One record of seven is quarantined (a 404): a zero-tolerance gate must fail.
-    run_config = {"ops": {"raw_corpus_expectations": {"config": {"max_quarantine_fraction": 0.0}}}}
+    run_config = {"ops": {"raw_corpus_expectations": {"config": {"max_quarantine_fraction": 0.0, "min_records_for_fraction": 0}}}}
     with DagsterInstance.ephemeral() as instance:
         result = run_partition(defs, instance, "snap-a", "000", "with_consumer", run_config=run_config)
         assert not result.success

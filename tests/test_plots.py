@@ -162,3 +162,15 @@ def test_plots_ignore_the_users_matplotlib_style(fitted_tree):
     reference = plots.cluster_sizes_png(tree.sizes[0], tree.sizes[1], names)
     with matplotlib.rc_context({"axes.facecolor": "black", "font.size": 20, "lines.linewidth": 5}):
         assert plots.cluster_sizes_png(tree.sizes[0], tree.sizes[1], names) == reference
+
+
+def test_plots_of_an_empty_shard_and_of_a_one_cluster_tree_are_valid_images():
+    """What an empty shard's cluster_labels and quality_scores metadata draw (no documents), and the
+    centroid map of a tiny corpus's single leaf: valid images, no bars of data."""
+    empty_sizes = _decoded(plots.cluster_sizes_png(np.empty(0, np.int64), {}, {}, title="snap / shard 003"))
+    assert _rgb("#4c72b0") not in _colors_present(empty_sizes)
+    no_scores = _decoded(plots.quality_histogram_png(np.empty(0), np.empty(0, bool), np.empty(0)))
+    assert not {_rgb("#55a868"), _rgb("#c44e52")} & _colors_present(no_scores)
+    _decoded(plots.centroid_projection_png(np.ones((1, 8)) / np.sqrt(8), [0], {0: "0_only_cluster"}, [3]))
+    _decoded(plots.mixture_composition_png({}, {}, {}))
+    assert plots.group_shares(np.empty(0, np.int64)) == {}

@@ -221,3 +221,50 @@ def test_load_reference_texts_formats(tmp_path: Path) -> None:
     (sub / "a.jsonl").write_text(json.dumps({"text": "A"}) + "\n")
     (sub / "b.jsonl").write_text(json.dumps({"text": "B"}) + "\n")
     assert load_reference_texts(sub) == ["A", "B"]
+
+
+def _store_snapshot(store, snapshot: str, shard_vectors: dict[str, np.ndarray]) -> None:
+    from crawlmix.tables import checked_write
+
+    for shard, vectors in shard_vectors.items():
+        with checked_write(store, store.key("embeddings", snapshot, shard, "npy")) as pending, \
+                open(pending.path, "wb") as out:
+            np.save(out, vectors)
+
+
+def test_snapshot_classifier_on_tiny_snapshots_with_empty_shards(
+    embedded: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """A snapshot whose documents sit in one shard of four: below two crawl documents there is
+    nothing to contrast the reference set with (None: heuristics alone); from two on it fits."""
+    from crawlmix.embed import EmbedderSpec, load_model
+    from crawlmix.quality_steps import MIN_CRAWL_DOCUMENTS, score_shard, snapshot_classifier
+    from crawlmix.quality import HeuristicThresholds
+    from crawlmix.storage import LocalStorage
+
+    _, neg = embedded
+    store = LocalStorage(str(tmp_path / "storage"))
+    reference = tmp_path / "reference.jsonl"  # a few passages keep the reference embedding fast
+    reference.write_text("".join(json.dumps({"text": t}) + "\n" for t in load_reference_texts(REFERENCE_SET_PATH)[:4]))
+    model = load_model(EmbedderSpec(device="cpu"))
+    empty = np.zeros((0, neg.shape[1]), np.float16)
+    shards = ["000", "001", "002", "003"]
+    assert MIN_CRAWL_DOCUMENTS == 2
+
+    _store_snapshot(store, "one-doc", {"000": neg[:1], "001": empty, "002": empty, "003": empty})
+    assert snapshot_classifier(store, model, "one-doc", shards, str(reference), seed=0) is None
+    scores = score_shard(["A short page."], neg[:1], None, HeuristicThresholds())
+    assert scores["classifier_prob"].isna().all() and scores["quality"].between(0, 1).all()
+
+    _store_snapshot(store, "all-empty", {s: empty for s in shards})
+    assert snapshot_classifier(store, model, "all-empty", shards, str(reference), seed=0) is None
+
+    for n_docs in (2, 3):
+        snapshot = f"{n_docs}-docs"
+        _store_snapshot(store, snapshot, {"000": neg[:n_docs], "001": empty, "002": empty, "003": empty})
+        fitted = snapshot_classifier(store, model, snapshot, shards, str(reference), seed=0)
+        assert fitted is not None and fitted.metadata["n_neg"] == n_docs and fitted.metadata["n_pos"] == 4
+        assert fitted.predict(empty).shape == (0,)
+        # Stored: the snapshot's other shards load the same model.
+        again = snapshot_classifier(store, model, snapshot, shards, str(reference), seed=0)
+        assert again is not None and again.version == fitted.version
