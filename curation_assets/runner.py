@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
@@ -29,6 +32,22 @@ run_monitoring:
 
 
 @dataclass
+class CheckFailure:
+    """A blocking check that did not pass: what it checks, and what it observed."""
+
+    check: str  # "asset:check"
+    observed: str  # the check result's description: the failing expectations with their observed values
+    failed_expectations: list[str] = field(default_factory=list)  # GE expectation types that failed
+    checks_for: str = ""  # the check's own description (what it guards)
+
+
+@dataclass
+class StepError:
+    step: str
+    message: str  # the step's own exception, "ExceptionClass: message" (Dagster's wrapper stripped)
+
+
+@dataclass
 class RunOutcome:
     job: str
     partition: str  # "<snapshot>/<shard>", "<snapshot>", or "" for unpartitioned jobs
@@ -38,6 +57,21 @@ class RunOutcome:
     checks: dict[str, bool] = field(default_factory=dict)  # "asset:check" -> passed
     warnings: list[str] = field(default_factory=list)  # non-blocking checks that did not pass
     error: str | None = None
+    failed_checks: list[CheckFailure] = field(default_factory=list)
+    step_errors: list[StepError] = field(default_factory=list)  # check-gate stops excluded (see failed_checks)
+    skipped_steps: list[str] = field(default_factory=list)  # not executed because an upstream step or gate failed
+    asset_seconds: dict[str, float] = field(default_factory=dict)  # asset -> duration of the step that made it
+    seconds: float = 0.0  # the whole run, wall clock
+
+
+class RunListener(Protocol):
+    """Told what `materialize_snapshots` does as it does it (the CLI draws its progress from this)."""
+
+    def stage_started(self, job: str, planned_runs: int) -> None: ...
+
+    def run_finished(self, outcome: RunOutcome) -> None: ...
+
+    def stage_finished(self, job: str) -> None: ...
 
 
 def instance_for(settings: Settings) -> DagsterInstance:
@@ -64,39 +98,50 @@ def materialize_snapshots(
     instance: DagsterInstance,
     snapshot_ids: list[str],
     refit: bool = False,
-    on_run_done: Callable[[RunOutcome], None] | None = None,
+    listener: RunListener | None = None,
+    log_level: str = "WARNING",
 ) -> list[RunOutcome]:
-    """Every stage for the snapshots, in dependency order: ingest and embed each shard, fit the
-    centroids (only when none exist yet, or when `refit`), label each shard, dedup each snapshot.
-    A stage that fails for a snapshot stops that snapshot's later stages."""
+    """Every stage for the snapshots, in dependency order, one stage at a time: ingest and embed each
+    shard, fit the centroids (only when none exist yet, or when `refit`), label each shard, dedup
+    each snapshot, score each shard, then build every mixture and the reports. A stage that fails
+    for a snapshot stops that snapshot's later stages; mixtures and reports run when at least one
+    snapshot came through scoring. `log_level` is the Dagster console logger's: the event log keeps
+    every level whatever it is."""
     from crawlmix.centroid_store import current_key
     from curation_assets import definitions as d
 
     defs = d.build_definitions(settings)
     register_snapshots(instance, snapshot_ids)
     outcomes: list[RunOutcome] = []
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
 
     def run(job_name: str, partition_key=None, label: str = "") -> RunOutcome:
-        result = execute_run(
-            defs,
-            instance,
-            job_name,
-            partition_key,
-            # Step logs stay in the instance (and the UI); the terminal gets warnings and the summary.
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
+        started = time.monotonic()
+        result = execute_run(defs, instance, job_name, partition_key, run_config=run_config)
         outcome = _outcome(job_name, label, result)
+        outcome.seconds = time.monotonic() - started
         outcomes.append(outcome)
-        if on_run_done:
-            on_run_done(outcome)
+        if listener:
+            listener.run_finished(outcome)
         return outcome
+
+    @contextmanager
+    def stage(job_name: str, planned_runs: int):
+        if listener:
+            listener.stage_started(job_name, planned_runs)
+        try:
+            yield
+        finally:
+            if listener:
+                listener.stage_finished(job_name)
 
     def per_shard(job_name: str, snapshots: list[str]) -> list[str]:
         healthy = []
-        for snapshot in snapshots:
-            results = [run(job_name, partition_key_for(snapshot, shard), f"{snapshot}/{shard}") for shard in settings.shard_keys]
-            if all(r.success for r in results):
-                healthy.append(snapshot)
+        with stage(job_name, len(snapshots) * len(settings.shard_keys)):
+            for snapshot in snapshots:
+                results = [run(job_name, partition_key_for(snapshot, shard), f"{snapshot}/{shard}") for shard in settings.shard_keys]
+                if all(r.success for r in results):
+                    healthy.append(snapshot)
         return healthy
 
     ready = per_shard(d.INGEST_JOB, snapshot_ids)
@@ -104,13 +149,22 @@ def materialize_snapshots(
         return outcomes
     storage = defs.resources["storage"].get_storage()
     if refit or not storage.exists(current_key(storage)):
-        if not run(d.FIT_JOB).success:
+        with stage(d.FIT_JOB, 1):
+            fitted = run(d.FIT_JOB).success
+        if not fitted:
             return outcomes
-    deduplicated = [s for s in per_shard(d.LABEL_JOB, ready) if run(d.DEDUP_JOB, s, s).success]
-    if per_shard(d.SCORE_JOB, deduplicated):
-        for name in defs.resolve_job_def(d.MIX_JOB).partitions_def.get_partition_keys():
-            run(d.MIX_JOB, name, name)
-        run(d.REPORT_JOB)
+    labelled = per_shard(d.LABEL_JOB, ready)
+    if not labelled:
+        return outcomes
+    with stage(d.DEDUP_JOB, len(labelled)):
+        deduplicated = [s for s in labelled if run(d.DEDUP_JOB, s, s).success]
+    if deduplicated and per_shard(d.SCORE_JOB, deduplicated):
+        mixtures = defs.resolve_job_def(d.MIX_JOB).partitions_def.get_partition_keys()
+        with stage(d.MIX_JOB, len(mixtures)):
+            for name in mixtures:
+                run(d.MIX_JOB, name, name)
+        with stage(d.REPORT_JOB, 1):
+            run(d.REPORT_JOB)
     return outcomes
 
 
@@ -197,29 +251,51 @@ def _process_lock_path(instance: DagsterInstance) -> str | None:
     return _process_lock[1]
 
 
-def stage_runs(settings: Settings) -> int:
-    """How many runs `materialize_snapshots` makes per snapshot, for progress bars (fit excluded)."""
-    return 3 * settings.shards + 1
-
-
 def _outcome(job: str, partition: str, result) -> RunOutcome:
-    materialized, checks, warnings, errors = {}, {}, [], []
+    materialized, checks, warnings, failed_checks = {}, {}, [], []
+    step_errors, started, step_seconds, step_of_asset = [], set(), {}, {}
     for event in result.all_events:
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
-            materialized[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+            asset = mat.asset_key.to_user_string()
+            materialized[asset] = {k: v.value for k, v in mat.metadata.items()}
+            step_of_asset[asset] = event.step_key
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             if not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN:
                 warnings.append(f"{name}: {evaluation.description}")
-            else:
-                checks[name] = evaluation.passed
+                continue
+            checks[name] = evaluation.passed
+            if not evaluation.passed:
+                failed_checks.append(CheckFailure(
+                    check=name,
+                    observed=(evaluation.description or "").strip(),
+                    failed_expectations=_failed_expectations(evaluation.metadata),
+                    checks_for=_check_description(result, evaluation.asset_check_key),
+                ))
+        elif event.event_type_value == "STEP_SUCCESS":
+            step_seconds[event.step_key] = event.event_specific_data.duration_ms / 1000
+        elif event.event_type_value == "STEP_START":
+            started.add(event.step_key)
         elif event.is_step_failure:
             error = event.step_failure_data.error
+            if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+                continue  # a blocking gate stopping its step: reported through failed_checks
             # The first cause is the step's own exception; the outer error is Dagster's wrapper.
-            errors.append(f"{event.step_key}: {(error.cause or error).message.strip()}")
+            own = (error.cause or error) if error is not None else None
+            message = _error_text(own) if own else "failed without an error (see the run's logs)"
+            step_errors.append(StepError(event.step_key, message))
+    if result.dagster_run.status != DagsterRunStatus.SUCCESS and not step_errors and not failed_checks:
+        # A run can fail before any step (resource setup, a bad config): its RUN_FAILURE says why.
+        for event in result.all_events:
+            if event.event_type_value == "PIPELINE_FAILURE":
+                error = getattr(event.event_specific_data, "error", None)
+                step_errors.append(StepError("run", _error_text(error) if error else event.message or "run failed"))
     run_ok = result.dagster_run.status == DagsterRunStatus.SUCCESS
+    # Steps below a failed step or gate are not executed, and Dagster records no event for them.
+    skipped = [k for k in result.dagster_run.step_keys_to_execute or [] if k not in started] if not run_ok else []
+    errors = [f"{e.step}: {e.message}" for e in step_errors] + [f"{c.check} failed: {c.observed}" for c in failed_checks]
     return RunOutcome(
         job=job,
         partition=partition,
@@ -229,7 +305,34 @@ def _outcome(job: str, partition: str, result) -> RunOutcome:
         checks=checks,
         warnings=warnings,
         error="; ".join(errors) or None,
+        failed_checks=failed_checks,
+        step_errors=step_errors,
+        skipped_steps=skipped,
+        asset_seconds={a: step_seconds[s] for a, s in step_of_asset.items() if s in step_seconds},
     )
+
+
+def _error_text(error) -> str:
+    """"ExceptionClass: message" from Dagster's serialized error, without the class's module path."""
+    text = error.message.strip()
+    head, sep, rest = text.partition(": ")
+    if sep and head.split(".")[-1] == error.cls_name:
+        return f"{error.cls_name}: {rest}"
+    return text
+
+
+def _failed_expectations(metadata) -> list[str]:
+    """The failing expectation types from a gate's `ge_results` metadata (see curation_assets.gates)."""
+    results = metadata.get("ge_results")
+    values = getattr(results, "value", None) or getattr(results, "data", None) or []
+    return [e.get("expectation", "?") for e in values if isinstance(e, dict) and not e.get("success", True)]
+
+
+def _check_description(result, check_key) -> str:
+    try:
+        return result.job_def.asset_layer.asset_graph.get_check_spec(check_key).description or ""
+    except Exception:  # a check the job's asset graph does not hold (dbt test): its name says enough
+        return ""
 
 
 def materialized_partitions(instance: DagsterInstance, asset: str) -> set[str]:

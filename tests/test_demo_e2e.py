@@ -27,10 +27,11 @@ def test_demo_materializes_every_sample_shard_with_passing_checks(demo_home):
     reasons = warehouse.read_frame("SELECT reason, SUM(n) AS n FROM quarantine_counts GROUP BY reason")
     by_reason = dict(zip(reasons["reason"], reasons["n"].astype(int)))
     # What the sample's builder planted (crawlmix/sample/SOURCES.md): 4 x 404, 3 x 301, 2 images, and
-    # 3 exact duplicates, of which exact dedup (per shard, by design) sees the one sharing a shard.
+    # 3 exact duplicates: raw_corpus removes those sharing a shard, semantic_duplicates the others.
     assert by_reason["http_status"] == 7
-    assert by_reason["exact_duplicate"] >= 1
     assert by_reason.get("non_html", 0) + by_reason.get("binary", 0) >= 2
+    removed = pq.read_table(home / "storage" / "semantic_duplicates" / "sample-2026-11" / "all.parquet").to_pandas()
+    assert by_reason.get("exact_duplicate", 0) + int((removed["method"] == "exact").sum()) >= 3
 
 
 def test_demo_pages_in_other_encodings_are_decoded(demo_home):
