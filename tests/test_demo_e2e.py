@@ -5,6 +5,8 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
+from crawlmix.centroid_store import load_current
+from crawlmix.storage import LocalStorage
 from crawlmix.warehouse import Warehouse
 from tests.conftest import run_crawlmix
 
@@ -81,6 +83,22 @@ def test_demo_ends_with_published_mixtures_and_their_data_cards(demo_home):
     warehouse = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
     assert warehouse.count("mixture_search") >= 16
     assert warehouse.count("quality_by_cluster") > 0
+
+
+def test_demo_searched_mixture_spans_at_least_three_top_level_clusters(demo_home):
+    import json
+
+    home, _ = demo_home
+    folder = home / "storage" / "final_mixtures" / "searched"
+    version = json.loads((folder / "current.json").read_text())["version"]
+    manifest = pq.read_table(folder / f"{version}.manifest.parquet").to_pandas()
+    tree = load_current(LocalStorage(str(home / "storage"))).tree
+    top = manifest["cluster_l1"].to_numpy()
+    for parents in tree.parents:  # leaf -> top level
+        top = parents[top]
+    shares = manifest["repeats"].groupby(top).sum() / manifest["repeats"].sum()
+    assert len(shares) >= 3 and shares.max() <= 0.35 + 1e-9, shares.to_dict()
+    assert "max_share" in (folder / f"{version}.card.md").read_text()
 
 
 def test_status_lists_the_sample(demo_home):
