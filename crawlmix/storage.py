@@ -11,6 +11,16 @@ Writes are atomic: :meth:`Storage.atomic_write_path` yields a local temporary fi
 the file is committed in one step (local: fsync + ``os.replace`` in the destination folder; S3: one
 upload, which S3 makes visible only once complete). On an exception the temporary file is removed and
 any previous object under the key is left untouched, so a reader never sees a partial file.
+
+A writer that is killed (SIGKILL, OOM, power loss) cannot remove its temporary file. Locally that
+leaves a hidden ``.<name>.tmp-<hex>`` file that no reader lists, and
+:meth:`Storage.sweep_orphaned_temp_files` removes such files later. A sweep must never remove a live
+writer's file, and age alone cannot tell (an embedding step holds its temporary files for hours),
+so the local writer holds an exclusive ``flock`` on its temporary file from creation to commit and
+the sweeper removes only files it can lock itself *and* that are older than a threshold (one hour
+by default). The lock dies with the writer's process; the age rule covers the instant between
+creating a file and locking it, and files written by code that replaces the temporary file's inode
+(a nested ``os.replace``), which are freshly written when that happens.
 """
 
 from __future__ import annotations
@@ -22,10 +32,16 @@ import secrets
 import shutil
 import stat
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - no flock on Windows: only the age rule guards a sweep
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "KeyNotFoundError",
@@ -51,6 +67,10 @@ class KeyNotFoundError(StorageError, FileNotFoundError):
 _PART_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _MAX_PART_LEN = 255
 _TMP_MARKER = ".tmp-"
+# How old an unlocked temporary file must be before a sweep removes it. An hour is far longer than
+# any commit takes once a temporary file stops being locked (see the module docstring).
+DEFAULT_ORPHAN_AGE_S = 3600.0
+_S3_STAGING_PREFIX = "crawlmix-s3-"
 
 
 def validate_key_part(part: str, what: str) -> str:
@@ -114,6 +134,80 @@ def _temp_name(name: str) -> str:
     return f".{name}{_TMP_MARKER}{secrets.token_hex(8)}{ext}"
 
 
+def _is_temp_name(name: str) -> bool:
+    """A temporary file of an atomic write: ours, or one derived from ours by a nested writer
+    (``.<our temp name>.tmp-<pid>-<hex>``, as the embedding chunk store makes)."""
+    return name.startswith(".") and _TMP_MARKER in name
+
+
+def _lock_for_writing(fd: int) -> None:
+    """Hold an exclusive lock on the writer's temporary file (or staging folder) until its
+    descriptor is closed. Blocking: a sweeper may hold the lock for the instant it takes to see
+    that the file is fresh. Where the file system has no flock (ENOLCK, EOPNOTSUPP) the write goes
+    on unlocked, and no sweeper can lock the file either, so it is never swept."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+
+
+def _check_orphan_age(older_than_s: float) -> float:
+    older_than_s = float(older_than_s)
+    if not older_than_s >= 1.0:
+        # The age rule is what protects a file in the instant between its creation and its lock.
+        raise ValueError(f"older_than_s must be at least 1 second, got {older_than_s!r}")
+    return older_than_s
+
+
+def _newest_mtime(fd: int, is_dir: bool, path: str) -> float:
+    newest = os.fstat(fd).st_mtime
+    if is_dir:  # a file written inside a folder does not touch the folder's own mtime
+        for dirpath, _dirs, files in os.walk(path, followlinks=False):
+            for name in files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
+                except OSError:
+                    pass
+    return newest
+
+
+def _remove_if_orphaned(path: str, cutoff: float) -> bool:
+    """Remove the temporary file (or staging folder) at `path` when no live writer holds its lock
+    and nothing in it was modified after `cutoff` (a time.time() value). True when removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # gone meanwhile, a symlink (never ours), or unreadable: not ours to remove
+        return False
+    try:
+        st = os.fstat(fd)
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if not (stat.S_ISREG(st.st_mode) or is_dir):
+            return False
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # a live writer holds it
+                return False
+        if _newest_mtime(fd, is_dir, path) > cutoff:
+            return False
+        try:
+            now = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            return False  # the name was re-pointed after we opened it: judge it on a later sweep
+        if is_dir:
+            shutil.rmtree(path, ignore_errors=True)
+            return not os.path.lexists(path)
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 class Storage(ABC):
     """A key/value file store rooted at ``root`` (a local path or ``s3://bucket/prefix``)."""
 
@@ -143,6 +237,13 @@ class Storage(ABC):
         with self.atomic_write_path(key) as tmp:
             with open(tmp, "wb") as fh:
                 fh.write(data)
+
+    @abstractmethod
+    def sweep_orphaned_temp_files(self, prefix: str = "", older_than_s: float | None = None) -> list[str]:
+        """Remove what killed writers left behind under ``prefix`` and return what was removed.
+
+        Only temporary files no live writer holds and that are older than ``older_than_s`` (default:
+        the storage's ``orphan_age_s``) are removed; committed files are never touched."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -200,7 +301,7 @@ def _fsync_dir(path: str) -> None:
 class LocalStorage(Storage):
     """Files under a local folder. Every resolved key must stay inside the (real) root."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, orphan_age_s: float = DEFAULT_ORPHAN_AGE_S):
         if not isinstance(root, str) or not root.strip():
             raise ValueError("local storage root must be a non-empty path")
         if "://" in root:
@@ -208,6 +309,7 @@ class LocalStorage(Storage):
         path = os.path.abspath(os.path.expanduser(root))
         os.makedirs(path, exist_ok=True)
         self.root = os.path.realpath(path)
+        self.orphan_age_s = _check_orphan_age(orphan_age_s)
 
     def _inside_root(self, real: str) -> bool:
         return real == self.root or real.startswith(self.root.rstrip(os.sep) + os.sep)
@@ -224,7 +326,14 @@ class LocalStorage(Storage):
         return self._path(key)
 
     @contextmanager
-    def atomic_write_path(self, key: str) -> Iterator[str]:
+    def _locked_temp(self, key: str, empty_is_nothing: bool) -> Iterator[tuple[str, int]]:
+        """(temporary path, its locked descriptor); committed to ``key`` on a clean exit.
+
+        The temporary file exists, empty and locked, from the start, so a sweep never mistakes it
+        for an orphan however long the writer takes; the lock is released only after the rename.
+        With ``empty_is_nothing`` an empty file counts as nothing written (a file writer that wrote
+        to another path, as ``np.save`` does to a name without ``.npy``); no format we write is empty.
+        """
         final = self._path(key)
         folder = os.path.dirname(final)
         os.makedirs(folder, exist_ok=True)
@@ -232,8 +341,10 @@ class LocalStorage(Storage):
         if not self._inside_root(os.path.realpath(folder)):
             raise StorageError(f"key {key!r} resolves outside the storage root {self.root!r}")
         tmp = os.path.join(folder, _temp_name(os.path.basename(final)))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
         try:
-            yield tmp
+            _lock_for_writing(fd)
+            yield tmp, fd
             try:
                 st = os.lstat(tmp)
             except FileNotFoundError:
@@ -242,16 +353,51 @@ class LocalStorage(Storage):
                 ) from None
             if not stat.S_ISREG(st.st_mode):
                 raise StorageError(f"temporary file for {key!r} is not a regular file")
-            fd = os.open(tmp, os.O_RDONLY)
+            if empty_is_nothing and st.st_size == 0:
+                raise StorageError(
+                    f"nothing was written to the temporary file for {key!r} (it is empty); not committed"
+                )
+            sync_fd = os.open(tmp, os.O_RDONLY)
             try:
-                os.fsync(fd)
+                os.fsync(sync_fd)
             finally:
-                os.close(fd)
+                os.close(sync_fd)
             os.replace(tmp, final)
             _fsync_dir(folder)
         except BaseException:
             _remove_quietly(tmp)
             raise
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def atomic_write_path(self, key: str) -> Iterator[str]:
+        with self._locked_temp(key, empty_is_nothing=True) as (tmp, _fd):
+            yield tmp
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        with self._locked_temp(key, empty_is_nothing=False) as (_tmp, fd):
+            view = memoryview(data).cast("B")
+            while view:
+                view = view[os.write(fd, view):]
+
+    def sweep_orphaned_temp_files(self, prefix: str = "", older_than_s: float | None = None) -> list[str]:
+        """Remove temporary files under ``prefix`` (a folder-like key prefix, ``""`` for the whole
+        root) whose writer is gone: unlocked and not modified for ``older_than_s`` seconds
+        (default ``orphan_age_s``). Returns their paths relative to the root. Never raises for a
+        file it cannot judge or remove: it is left for a later sweep."""
+        cutoff = time.time() - _check_orphan_age(self.orphan_age_s if older_than_s is None else older_than_s)
+        prefix = _normalize_prefix(prefix)
+        start = os.path.join(self.root, *prefix.split("/")) if prefix else self.root
+        if not os.path.isdir(start) or not self._inside_root(os.path.realpath(start)):
+            return []
+        removed = []
+        for dirpath, _dirnames, filenames in os.walk(start, followlinks=False):
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if _is_temp_name(name) and _remove_if_orphaned(path, cutoff):
+                    removed.append(os.path.relpath(path, self.root).replace(os.sep, "/"))
+        return sorted(removed)
 
     def read_bytes(self, key: str) -> bytes:
         path = self._path(key)
@@ -382,7 +528,7 @@ def _is_not_found(exc: BaseException) -> bool:
 class S3Storage(Storage):
     """Objects under ``s3://bucket/prefix`` through a boto3 S3 client."""
 
-    def __init__(self, bucket: str, prefix: str, client: Any):
+    def __init__(self, bucket: str, prefix: str, client: Any, orphan_age_s: float = DEFAULT_ORPHAN_AGE_S):
         if not isinstance(bucket, str) or not _BUCKET_RE.fullmatch(bucket):
             raise ValueError(f"{bucket!r} is not a valid S3 bucket name")
         prefix = (prefix or "").strip("/")
@@ -396,6 +542,7 @@ class S3Storage(Storage):
         self.prefix = prefix
         self.client = client
         self.root = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        self.orphan_age_s = _check_orphan_age(orphan_age_s)
 
     def _s3key(self, key: str) -> str:
         validate_key(key)
@@ -406,11 +553,33 @@ class S3Storage(Storage):
 
     @contextmanager
     def _tempdir(self) -> Iterator[str]:
-        folder = tempfile.mkdtemp(prefix="crawlmix-s3-")
+        """A local staging folder, locked while in use (see :meth:`sweep_orphaned_temp_files`)."""
+        folder = tempfile.mkdtemp(prefix=_S3_STAGING_PREFIX)
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
+            _lock_for_writing(fd)
             yield folder
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            os.close(fd)
+
+    def sweep_orphaned_temp_files(self, prefix: str = "", older_than_s: float | None = None) -> list[str]:
+        """A killed S3 writer leaves nothing in the bucket: a PUT, or a multipart upload completed
+        in one call, makes the object visible only when it is whole (the parts of an interrupted
+        multipart upload are invisible; a bucket lifecycle rule `AbortIncompleteMultipartUpload`
+        deletes them). It can leave its local staging folder (``crawlmix-s3-*`` in the system temp
+        folder): those that no live process holds and that are older than ``older_than_s`` are
+        removed, whatever ``prefix`` (they are not keyed by it). Returns their paths."""
+        _normalize_prefix(prefix)
+        cutoff = time.time() - _check_orphan_age(self.orphan_age_s if older_than_s is None else older_than_s)
+        staging = tempfile.gettempdir()
+        try:
+            names = [n for n in os.listdir(staging) if n.startswith(_S3_STAGING_PREFIX)]
+        except OSError:
+            return []
+        return sorted(
+            os.path.join(staging, name) for name in names if _remove_if_orphaned(os.path.join(staging, name), cutoff)
+        )
 
     @contextmanager
     def atomic_write_path(self, key: str) -> Iterator[str]:

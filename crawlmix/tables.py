@@ -94,9 +94,16 @@ def record_checksum(store: Storage, key: str, digest: str, size: int) -> Written
     return WrittenFile(uri=store.uri(key), bytes=size, sha256=digest)
 
 
+def _sweep_folder_of(store: Storage, key: str) -> None:
+    """Remove what killed writers left in the folder a partition's output goes to (every output is
+    written through the helpers below, so a rerun of the partition cleans up after the killed one)."""
+    store.sweep_orphaned_temp_files(key.rpartition("/")[0])
+
+
 @contextmanager
 def checked_write(store: Storage, key: str) -> Iterator[PendingFile]:
     """Like ``store.atomic_write_path`` (write to ``pending.path``), then the checksum sidecar."""
+    _sweep_folder_of(store, key)
     with store.atomic_write_path(key) as tmp:
         pending = PendingFile(tmp)
         yield pending
@@ -105,6 +112,7 @@ def checked_write(store: Storage, key: str) -> Iterator[PendingFile]:
 
 
 def write_bytes_checked(store: Storage, key: str, data: bytes) -> WrittenFile:
+    _sweep_folder_of(store, key)
     store.write_bytes(key, data)
     return record_checksum(store, key, hashlib.sha256(data).hexdigest(), len(data))
 

@@ -19,5 +19,7 @@ class SnapshotsResource(ConfigurableResource):
 
     def get_source(self) -> SnapshotSource:
         if self._source is None:
-            self._source = snapshot_source_for(self.root, self.s3.get_client)
+            # Outside a run (the CLI lists snapshots before any run) the nested S3 resource still
+            # holds EnvVar references; resolving them here is a no-op inside a run.
+            self._source = snapshot_source_for(self.root, self.s3.process_config_and_initialize().get_client)
         return self._source

@@ -45,5 +45,7 @@ class StorageResource(dg.ConfigurableResource):
     def get_storage(self) -> Storage:
         """The :class:`crawlmix.storage.Storage` for ``root`` (cached per resource instance)."""
         if self._storage is None:
-            self._storage = storage_for(self.root, self.s3.get_client)
+            # Outside a run (the CLI asks for the storage between runs) the nested S3 resource still
+            # holds EnvVar references; resolving them here is a no-op inside a run.
+            self._storage = storage_for(self.root, self.s3.process_config_and_initialize().get_client)
         return self._storage

@@ -6,16 +6,24 @@ outputs are the reference: an uninterrupted run's files (bytes) and warehouse ro
 `raw_corpus`, `embeddings`, `cluster_labels` and `final_mixtures` (with its gate and publication),
 a worker process runs the asset partition and is SIGKILLed (its whole process group) after a delay
 drawn by `random.Random(seed)` inside the asset step's measured duration (reading inputs, writing
-temporary files, renames, the warehouse transaction, the pointer writes). Before each kill the
+temporary files, renames, the warehouse transaction, the pointer writes), or, in the "watch" phase,
+the moment the test sees the partition's commit begin (a temporary file holding bytes, or a file
+renamed into place): a timer cannot hit a window of milliseconds reliably. Before each kill the
 partition is either left in place ("replace": re-materializing over a complete partition) or wiped
 ("fresh": a first materialization), also by the seeded generator.
 
 Right after each kill, before anything else runs: every file a reader can see (`Storage.list_keys`)
 is byte-identical to the reference (a reader sees the old complete file or nothing, never a partial
 one), pointers never name files that are not there yet, and each warehouse table holds exactly the
-reference rows of the partition or, after a wipe, none. After the rerun: the run succeeds with its
-gates, the visible files are exactly the reference files, the warehouse rows are exactly the
-reference rows (no duplicates, none missing), and no temporary file or chunk folder is left.
+reference rows of the partition or, after a wipe, none. The kill is also classified: did it land
+inside a commit window, that is with a temporary file holding written bytes not yet renamed, between
+the commits of two of the partition's files, or after its files were committed but before its
+warehouse transaction was? Each asset's kills must include at least one that did (more "watch"
+kills follow until one does), so the checks above are known to have met the hard cases.
+After the rerun: the run succeeds with its gates, the visible files are exactly the reference
+files, the warehouse rows are exactly the reference rows (no duplicates, none missing), no chunk
+folder is left, and the temporary files the kill orphaned are gone: the rerun's writes swept them
+(they are aged past the sweep threshold first, standing in for the hour a real orphan waits).
 
 Set CRAWLMIX_TEST_CRASH_SEED to explore other kill points; CRAWLMIX_TEST_CRASH_REPORT=<path> writes one JSON
 line per kill (where it landed, what it interrupted).
@@ -43,6 +51,9 @@ from tests.dagster_harness import make_snapshot
 
 SEED = int(os.environ.get("CRAWLMIX_TEST_CRASH_SEED", "7001"))
 KILLS = {"raw_corpus": 6, "embeddings": 6, "cluster_labels": 4, "final_mixtures": 4}
+# Further kills, all in the "watch" phase, while none of an asset's kills has landed in a commit window.
+MAX_EXTRA_WINDOW_KILLS = 8
+WATCH_POLL_S = 0.0005
 SNAPSHOT, SHARD, MIXTURE = "snap-a", "000", "crash-mix"
 
 MIXTURES = f"""
@@ -158,11 +169,24 @@ def _rows(warehouse: Warehouse, table: str, where: dict) -> list[tuple]:
     return sorted(tuple(None if pd.isna(v) else v for v in row) for row in frame.itertuples(index=False, name=None))
 
 
-def _stats_stamp(warehouse: Warehouse) -> str | None:
-    frame = warehouse.read_frame(
-        "SELECT materialized_at FROM snapshot_shard_stats WHERE snapshot = :s AND shard = :h", {"s": SNAPSHOT, "h": SHARD}
-    )
-    return str(frame["materialized_at"][0]) if len(frame) else None
+# Per target, the warehouse column stamped anew by every transaction that writes the partition:
+# a changed stamp after a kill means the killed run's transaction committed.
+TXN_STAMPS = {"snapshot_shard_stats": "materialized_at", "mixture_composition": "built_at"}
+
+
+def _txn_stamp(warehouse: Warehouse, target: Target, mode: str) -> str | None:
+    """Something the partition's warehouse transaction changes every time it commits: its stamp
+    column (TXN_STAMPS), or, after a wipe, whether any row exists. None: nothing tells."""
+    for table, where in target.tables.items():
+        column = TXN_STAMPS.get(table)
+        if column:
+            condition = " AND ".join(f"{k} = :{k}" for k in where)
+            frame = warehouse.read_frame(f"SELECT max({column}) AS stamp FROM {table} WHERE {condition}", where)
+            return "no rows" if pd.isna(frame["stamp"][0]) else str(frame["stamp"][0])
+    if target.tables and mode == "fresh":
+        table, where = next(iter(target.tables.items()))
+        return f"{len(_rows(warehouse, table, where))} rows"
+    return None
 
 
 def _last_event(dagster_home: Path, before: set[str]) -> str:
@@ -286,25 +310,102 @@ def _check_readers_after_kill(w: World, target: Target, mode: str) -> dict[str, 
     return visible
 
 
-def _describe(w: World, target: Target, before_stat, before_stamp, before_runs, before_temps, exit_code) -> str:
+@dataclass
+class KillState:
+    """What a killed run left, observed right after the kill and before anything else runs."""
+
+    written_temps: list[str]  # temporary files in the partition's folders holding bytes, not renamed
+    committed: list[str]  # the partition's files (sidecars included) the killed run had renamed into place
+    txn_committed: bool | None  # its warehouse transaction (None: no table, or nothing tells)
+    expected_files: int
+
+    @property
+    def commit_window(self) -> str:
+        """Which commit window the kill landed in, or "" when it landed in none."""
+        if self.written_temps:
+            return "temp file written, not renamed"
+        if 0 < len(self.committed) < self.expected_files:
+            return "between file commits"
+        if self.committed and self.txn_committed is False:
+            return "files committed, warehouse transaction not"
+        return ""
+
+
+def _temp_files(w: World, target: Target) -> dict[str, int]:
+    """Temporary files (hidden names) in the partition's folders: relative path -> size in bytes."""
+    out = {}
+    for prefix in target.prefixes:
+        folder = w.home / "storage" / prefix
+        for rel in _hidden(folder):
+            out[f"{prefix}/{rel}"] = (folder / rel).stat().st_size
+    return out
+
+
+def _commit_started(w: World, target: Target, before_stat, before_temps) -> bool:
+    """Whether the running partition has begun committing: a temporary file holding bytes, or a
+    file renamed into place (new, or a new inode under an old name). Cheap: one scandir per folder."""
+    for prefix in target.prefixes:
+        folder = w.home / "storage" / prefix
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # renamed away between the listing and the stat
+            rel = f"{prefix}/{entry.name}"
+            if entry.name.startswith("."):
+                if st.st_size > 0 and rel not in before_temps:
+                    return True
+            elif (st.st_ino, st.st_mtime_ns) != before_stat.get(rel):
+                return True
+    return False
+
+
+def _kill_when_commit_starts(w: World, target: Target, before_stat, before_temps, timeout_s: float) -> float:
+    """SIGKILL the worker as soon as its commit is seen to begin (or at the timeout); seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s and not _commit_started(w, target, before_stat, before_temps):
+        time.sleep(WATCH_POLL_S)
+    w.zygote.kill()
+    return time.monotonic() - started
+
+
+def _observe(w: World, target: Target, mode: str, before_stat, before_stamp, before_temps) -> KillState:
+    temps = _temp_files(w, target)
+    written = sorted(t for t, size in temps.items() if size > 0 and t not in before_temps)
+    committed = []
+    for key in _visible(w.store, target.prefixes):
+        st = os.stat(w.store.uri(key))
+        if key not in before_stat or (st.st_ino, st.st_mtime_ns) != before_stat[key]:
+            committed.append(key)
+    txn = None if before_stamp is None else _txn_stamp(w.warehouse, target, mode) != before_stamp
+    return KillState(written, sorted(committed), txn, len(target.reference_files))
+
+
+def _describe(w: World, state: KillState, before_runs, exit_code) -> str:
     """What the kill interrupted: the run's last event, the temporary files and chunks it left, which
     outputs it had already committed, whether its warehouse transaction had committed."""
     parts = [f"last event: {_last_event(w.home / 'dagster', before_runs)}"]
-    temps = sorted(set(_hidden(w.home / "storage")) - set(before_temps))
-    if temps:
-        parts.append("temp files: " + ", ".join(t.rsplit("/", 1)[-1][:28] for t in temps))
+    if state.written_temps:
+        parts.append("temp files: " + ", ".join(t.rsplit("/", 1)[-1][:28] for t in state.written_temps))
     chunks = sorted(p.name for p in (w.home / "work").rglob("chunk-*.npy")) if (w.home / "work").exists() else []
     if chunks:
         parts.append(f"{len(chunks)} finished chunks")
     replaced = []
-    for key in _visible(w.store, target.prefixes):
-        st = os.stat(w.store.uri(key))
-        if not key.endswith(".sha256") and (key not in before_stat or (st.st_ino, st.st_mtime_ns) != before_stat[key]):
+    for key in state.committed:
+        if not key.endswith(".sha256"):
             folder, name = key.split("/", 1)[0], key.rsplit("/", 1)[-1]
             replaced.append(f"{folder}/{re.sub(r'^[0-9a-f]{16}[.]', '<version>.', name)}")
     parts.append(f"committed (+sidecars): {', '.join(replaced) if replaced else 'none'}")
-    if "snapshot_shard_stats" in target.tables:
-        parts.append(f"stats txn {'committed' if _stats_stamp(w.warehouse) != before_stamp else 'not committed'}")
+    if state.txn_committed is not None:
+        parts.append(f"warehouse txn {'committed' if state.txn_committed else 'not committed'}")
+    if state.commit_window:
+        parts.append(f"IN COMMIT WINDOW ({state.commit_window})")
     if exit_code == 0:
         parts.append("run finished before the kill")
     return "; ".join(parts)
@@ -326,33 +427,43 @@ def test_sigkill_then_rerun_restores_the_uninterrupted_outputs(world: World, ass
     mtimes = [os.stat(world.store.uri(k)).st_mtime - result["started"] for k in target.reference_files]
     write_lo, write_hi = max(lo, min(mtimes) - 0.05), min(hi, max(mtimes) + 0.02)
     rng = random.Random(f"{SEED}:{asset}")
-    landed, attempts = 0, 0
-    while landed < KILLS[asset]:
+    landed, attempts, in_window = 0, 0, 0
+    while landed < KILLS[asset] or (not in_window and landed < KILLS[asset] + MAX_EXTRA_WINDOW_KILLS):
         attempts += 1
-        assert attempts <= KILLS[asset] + 4, f"{asset}: kills keep landing after the run finished"
+        assert attempts <= KILLS[asset] + MAX_EXTRA_WINDOW_KILLS + 4, f"{asset}: kills keep landing after the run finished"
         kill_no = len(world.report) + 1
         mode = rng.choice(["fresh", "replace"])
-        phase = rng.choice(["step", "writes"])
+        phase = rng.choice(["step", "writes", "watch"]) if landed < KILLS[asset] else "watch"
         delay = rng.uniform(lo, hi) if phase == "step" else rng.uniform(write_lo, write_hi)
         if mode == "fresh":
             _wipe(world, target)
         before_files = _visible(world.store, target.prefixes)
         before_stat = {k: (os.stat(world.store.uri(k)).st_ino, os.stat(world.store.uri(k)).st_mtime_ns) for k in before_files}
-        before_stamp = _stats_stamp(world.warehouse) if "snapshot_shard_stats" in target.tables else None
+        before_stamp = _txn_stamp(world.warehouse, target, mode)
         before_runs = {p.name for p in (world.home / "dagster" / "history" / "runs").glob("*.db")}
-        before_temps = _hidden(world.home / "storage")
+        before_temps = _temp_files(world, target)
 
         world.zygote.start(world.target_request(target, f"kill-{kill_no}"))
-        time.sleep(delay)
-        world.zygote.kill()
+        if phase == "watch":
+            delay = _kill_when_commit_starts(world, target, before_stat, before_temps, timeout_s=hi + 30)
+        else:
+            time.sleep(delay)
+            world.zygote.kill()
         exit_code = world.zygote.wait()
-        if exit_code == 0:  # the run finished first (this machine runs faster now): aim earlier
+        if exit_code == 0 and phase != "watch":  # the run finished first (this machine runs faster now): aim earlier
             hi, write_hi = min(hi, delay), min(write_hi, delay)
             write_lo = min(write_lo, write_hi)
         landed += exit_code == -9
 
+        state = _observe(world, target, mode, before_stat, before_stamp, before_temps)
+        in_window += exit_code == -9 and bool(state.commit_window)
         _check_readers_after_kill(world, target, mode)
-        interrupted = _describe(world, target, before_stat, before_stamp, before_runs, before_temps, exit_code)
+        interrupted = _describe(world, state, before_runs, exit_code)
+        # The hour an orphan must wait before a sweep may remove it, passed: the rerun's writes
+        # to these folders must sweep what the dead writer left (its locks died with it).
+        orphaned = _temp_files(world, target)
+        for rel in orphaned:
+            os.utime(world.home / "storage" / rel, (time.time() - 7200, time.time() - 7200))
 
         result = world.zygote.run(world.target_request(target, f"rerun-{kill_no}"))
         assert result["success"], f"rerun after kill {kill_no} failed: {result['error']}"
@@ -371,18 +482,26 @@ def test_sigkill_then_rerun_restores_the_uninterrupted_outputs(world: World, ass
         # The killed run held a pool slot (`gpu` or `duckdb_warehouse`): the rerun got it back, and
         # the instance lists no run as still going.
         assert _unfinished_runs(world.home / "dagster") == [], f"kill {kill_no}: a killed run is still STARTED"
-        # A temporary file the kill orphaned stays on disk (the storage layer cannot tell a dead
-        # writer's temporary file from a live concurrent writer's), but only under a hidden name that
-        # no reader lists: `Storage.list_keys` skips it, as do shell globs and pyarrow datasets.
-        leftovers = _hidden(world.home / "storage")
-        assert all(Path(p).name.startswith(".") and ".tmp-" in Path(p).name for p in leftovers), leftovers
+        # Until a sweep removes it, an orphaned temporary file has a hidden name no reader lists
+        # (`Storage.list_keys` skips it, as do shell globs and pyarrow datasets); the rerun swept
+        # the partition's folders.
+        assert all(Path(p).name.startswith(".") and ".tmp-" in Path(p).name for p in orphaned), orphaned
+        leftovers = sorted(_temp_files(world, target))
+        assert leftovers == [], f"kill {kill_no}: the rerun left the dead writer's temporary files: {leftovers}"
         work = world.home / "work" / "embeddings" / SNAPSHOT / SHARD
         assert not work.exists(), f"kill {kill_no}: the embedding chunk folder outlived the rerun"
 
         reused = result["materialized"][asset].get("chunks_reused")
         world.report.append({
             "kill": kill_no, "seed": SEED, "asset": asset, "mode": mode, "phase": phase, "delay_s": round(delay, 3),
-            "window_s": f"{lo:.2f}-{hi:.2f}" if phase == "step" else f"{write_lo:.2f}-{write_hi:.2f}", "exit": exit_code,
+            "window_s": {"step": f"{lo:.2f}-{hi:.2f}", "writes": f"{write_lo:.2f}-{write_hi:.2f}"}.get(phase, "on commit"),
+            "exit": exit_code,
             "interrupted": interrupted + (f"; rerun reused {reused} chunks" if reused else ""),
-            "orphaned_temp_files": len(leftovers),
+            "commit_window": state.commit_window if exit_code == -9 else "",
+            "orphaned_temp_files": len(orphaned),
         })
+    assert in_window, (
+        f"{asset}: none of {landed} kills landed inside a commit window (a temporary file written but not "
+        f"renamed, between two file commits, or between the files and the warehouse transaction); "
+        f"write window {write_lo:.3f}-{write_hi:.3f}s"
+    )

@@ -8,14 +8,22 @@
   without contacting AWS.
 * docker/docker-compose.yml: ``docker compose config`` when the compose plugin is installed
   (it parses offline), and always a structural check of the YAML.
-* Dockerfiles: every COPY source exists; no linter (hadolint) is needed.
+* Dockerfiles: every COPY source exists; no linter (hadolint) is needed. The image layout is
+  rebuilt in a throwaway folder by replaying the Dockerfile's own steps (its ENV, WORKDIR and COPY
+  lines, honouring its .dockerignore), and its dbt prepare RUN line is run there with the venv's
+  Python: the layout must then hold the dbt manifest, so no container parses the project at start.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -367,3 +375,166 @@ def test_dockerfile_copy_sources_exist(name):
     else:
         assert "nvidia/cuda" in re.search(r"ARG CUDA_IMAGE=(\S+)", text).group(1)
         assert "python3.11" in text
+
+
+# ----------------------------------------------------------------------------------------------
+# The image layout, rebuilt from the Dockerfile's steps: the dbt manifest is prepared in the image
+# ----------------------------------------------------------------------------------------------
+
+PREPARE = "python -m curation_assets.reports prepare"
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    args: str
+
+
+def _instructions(dockerfile: Path) -> list[Instruction]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    out, pending = [], ""
+    for line in dockerfile.read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):  # a comment inside a continued instruction
+            continue
+        pending += " " + stripped[:-1] if stripped.endswith("\\") else " " + stripped
+        if not stripped.endswith("\\"):
+            keyword, _, args = pending.strip().partition(" ")
+            out.append(Instruction(keyword.upper(), args.strip()))
+            pending = ""
+    return out
+
+
+def _env_pairs(args: str) -> dict[str, str]:
+    """ENV key=value pairs (the form these Dockerfiles use)."""
+    pairs = {}
+    for token in shlex.split(args):
+        key, sep, value = token.partition("=")
+        assert sep, f"ENV {args!r}: only the key=value form is replayed"
+        pairs[key] = value
+    return pairs
+
+
+def _ignore_patterns(dockerfile: Path) -> list[tuple[bool, re.Pattern]]:
+    """(is an exception, regex) per line of the ignore file BuildKit uses for this Dockerfile:
+    <Dockerfile>.dockerignore beside it, else .dockerignore at the context root."""
+    ignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    if not ignore.exists():
+        ignore = REPO / ".dockerignore"
+    patterns = []
+    for line in ignore.read_text().splitlines() if ignore.exists() else []:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = os.path.normpath(line.lstrip("!").strip()).lstrip("/")
+        regex, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        patterns.append((negate, re.compile(regex)))
+    return patterns
+
+
+def _ignored(rel: str, patterns: list[tuple[bool, re.Pattern]]) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parent folders decides."""
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for negate, regex in patterns:
+        if any(regex.fullmatch(prefix) for prefix in prefixes):
+            excluded = not negate
+    return excluded
+
+
+def _copy_into(rootfs: Path, workdir: str, args: str, patterns) -> list[str]:
+    """Replay one COPY: sources relative to the context (the repository), the destination in the
+    image (relative to WORKDIR). Returns the context paths copied."""
+    parts = [p for p in shlex.split(args) if not p.startswith("--")]
+    sources, dest = parts[:-1], parts[-1]
+    target = rootfs / (dest if dest.startswith("/") else f"{workdir}/{dest}").lstrip("/")
+    into_folder = dest.endswith("/") or len(sources) > 1
+    copied = []
+    for source in sources:
+        src = REPO / source
+        files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+        for path in files:
+            rel = path.relative_to(REPO).as_posix()
+            if _ignored(rel, patterns):
+                continue
+            if src.is_file():
+                out = target / path.name if into_folder else target
+            else:
+                out = target / path.relative_to(src)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, out)
+            copied.append(rel)
+    return copied
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.cuda"])
+def test_image_layout_built_from_the_dockerfile_holds_the_dbt_manifest(name, tmp_path):
+    dockerfile = DOCKER / name
+    steps = _instructions(dockerfile)
+    runs = [i for i, step in enumerate(steps) if step.keyword == "RUN"]
+    prepare = [i for i in runs if PREPARE in steps[i].args]
+    assert len(prepare) == 1, f"{name}: no RUN step prepares the dbt manifest ({PREPARE})"
+    prepare_at = prepare[0]
+    install_at = next(i for i in runs if re.fullmatch(r"pip install \.", steps[i].args))
+    chown_at = next(i for i in runs if "chown -R" in steps[i].args)
+    user_at = next(i for i, step in enumerate(steps) if step.keyword == "USER")
+    # dbt and the project are installed before it; the dagster user owns what it writes, since
+    # dagster-dbt writes each run's target folder under dbt_project/target
+    assert install_at < prepare_at < chown_at < user_at
+
+    patterns = _ignore_patterns(dockerfile)
+    assert _ignored("dbt_project/target/manifest.json", patterns), "the context should not carry a local manifest"
+    rootfs, workdir, env, copied = tmp_path / "rootfs", "/", {}, []
+    for step in steps[:prepare_at]:
+        if step.keyword == "WORKDIR":
+            workdir = step.args
+        elif step.keyword == "ENV":
+            env.update(_env_pairs(step.args))
+        elif step.keyword == "COPY":
+            copied += _copy_into(rootfs, workdir, step.args, patterns)
+    app = rootfs / workdir.lstrip("/")
+    assert "dbt_project/dbt_project.yml" in copied and "curation_assets/reports.py" in copied
+    assert not [p for p in copied if "/target/" in p or "__pycache__" in p], "ignored files were copied"
+    assert not (app / "dbt_project" / "target").exists()
+    assert env.get("DBT_SEND_ANONYMOUS_USAGE_STATS") == "false", f"{name}: dbt would try to send usage stats"
+
+    # The RUN line as written, with the venv's Python as the image's `python`, in the image's
+    # WORKDIR, with the image's ENV only (paths under / moved into the throwaway root).
+    venv_bin = Path(sys.executable).parent
+    run_env = {k: str(rootfs / v.lstrip("/")) if v.startswith("/") else v for k, v in env.items() if k != "PATH"}
+    run_env.update(PATH=f"{venv_bin}:/usr/bin:/bin", HOME=str(tmp_path / "home"))
+    command = steps[prepare_at].args.replace("python ", f"{venv_bin / 'python'} ", 1)
+    proc = subprocess.run(["bash", "-c", command], cwd=app, env=run_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    manifest = app / "dbt_project" / "target" / "manifest.json"
+    assert manifest.is_file(), f"{name}: the image layout has no {manifest.relative_to(app)}"
+    nodes = json.loads(manifest.read_text())["nodes"]
+    models = {Path(p).stem for p in (REPO / "dbt_project" / "models").rglob("*.sql")}
+    assert models and models <= {n["name"] for n in nodes.values() if n["resource_type"] == "model"}
+    if name != "Dockerfile.cpu":
+        return  # the app layout is the same in both images: loading it once is enough
+    # and the definitions load from that layout without parsing again
+    mtime = manifest.stat().st_mtime_ns
+    load = subprocess.run(
+        [str(venv_bin / "python"), "-c", "import curation_assets.definitions as d; print(d.__file__)"],
+        cwd=app, env=run_env, capture_output=True, text=True, timeout=300,
+    )
+    assert load.returncode == 0, load.stderr[-3000:]
+    assert load.stdout.strip().startswith(str(app)), "the definitions were not imported from the image layout"
+    assert manifest.stat().st_mtime_ns == mtime

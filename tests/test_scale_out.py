@@ -4,8 +4,9 @@ Each run is its own `dagster asset materialize` process, as a run worker on anot
 be, against one instance configured by docker/dagster.yaml (PostgreSQL run and event storage, the
 deployment's concurrency settings):
 
-* with a PostgreSQL warehouse, the four runs write concurrently; all succeed, every warehouse row
-  is there exactly once, and no writer ever retried on a lock;
+* with a PostgreSQL warehouse, the four runs write concurrently: the event log shows raw_corpus
+  step windows (STEP_START to STEP_SUCCESS) of different runs overlapping in time; all succeed,
+  every warehouse row is there exactly once, and no writer ever retried on a lock;
 * with a DuckDB warehouse, the `duckdb_warehouse` pool (limit 1) serializes the writing steps across
   the four processes: their step windows never overlap, and the same checks pass.
 """
@@ -89,7 +90,7 @@ def _materialize_concurrently(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, i
 
 
 def _step_windows(instance: DagsterInstance) -> list[tuple[float, float, str]]:
-    """(start, end, run id) of every raw_corpus step, from the PostgreSQL event log."""
+    """(start, end, run id) of every raw_corpus step, from the PostgreSQL event log, by start."""
     def records(event_type):
         return instance.get_event_records(EventRecordsFilter(event_type=event_type), limit=1000)
 
@@ -98,6 +99,22 @@ def _step_windows(instance: DagsterInstance) -> list[tuple[float, float, str]]:
     return sorted(
         (starts[key], ends[key], key[0]) for key in starts if key[1] == "raw_corpus" and key in ends
     )
+
+
+def _overlapping_pairs(windows: list[tuple[float, float, str]]) -> list[tuple[str, str, float]]:
+    """(run id, run id, seconds both steps were running) of every two steps that ran at once."""
+    pairs = []
+    for i, (start, end, run_id) in enumerate(windows):
+        for other_start, other_end, other_run in windows[i + 1:]:
+            shared = min(end, other_end) - max(start, other_start)
+            if shared > 0:
+                pairs.append((run_id, other_run, shared))
+    return pairs
+
+
+def _describe(windows: list[tuple[float, float, str]]) -> str:
+    origin = windows[0][0] if windows else 0.0
+    return ", ".join(f"{run[:8]} {start - origin:.2f}-{end - origin:.2f}s" for start, end, run in windows)
 
 
 def _assert_exact_warehouse(home: Path, instance: DagsterInstance, warehouse_url: str, outputs) -> None:
@@ -153,6 +170,10 @@ def test_four_concurrent_runs_on_postgres_instance_and_postgres_warehouse(
         _assert_exact_warehouse(home, instance, postgres_url, outputs)
         windows = _step_windows(instance)
         assert len(windows) == len(SHARDS)
+        assert len({run_id for _, _, run_id in windows}) == len(SHARDS)
+        # Concurrent means the writing steps of different runs were in flight at the same time,
+        # not merely four processes that happened to run one after another.
+        assert _overlapping_pairs(windows), f"no two raw_corpus steps ran at the same time: {_describe(windows)}"
     finally:
         instance.dispose()
 
@@ -164,7 +185,9 @@ def test_duckdb_warehouse_pool_serializes_writers_across_run_processes(tmp_path,
         _assert_exact_warehouse(home, instance, warehouse_url, outputs)
         windows = _step_windows(instance)
         assert len(windows) == len(SHARDS)
-        for (_, end, _), (next_start, _, _) in zip(windows, windows[1:]):
-            assert end <= next_start, f"raw_corpus steps overlapped despite the {DUCKDB_WAREHOUSE_POOL} pool: {windows}"
+        assert len({run_id for _, _, run_id in windows}) == len(SHARDS)
+        assert _overlapping_pairs(windows) == [], (
+            f"raw_corpus steps overlapped despite the {DUCKDB_WAREHOUSE_POOL} pool: {_describe(windows)}"
+        )
     finally:
         instance.dispose()

@@ -1,18 +1,24 @@
 """Security: secrets never leak, paths never escape their roots, SQL is parameterized, the UI is local.
 
 Secrets are planted for real: a PostgreSQL role whose password travels in CRAWLMIX_WAREHOUSE_URL,
-and AWS_SECRET_ACCESS_KEY for an S3 storage root on the moto server. A real pipeline then runs
-(raw_corpus through Dagster, in-process and through the `crawlmix` CLI, once succeeding and once
-failing on an unreachable warehouse host) and every output is searched for the secret strings.
+and AWS_SECRET_ACCESS_KEY for the S3 snapshots and storage roots on the moto server. `crawlmix run` then runs the
+whole graph on a tiny snapshot (ingestion through the mixtures and the dbt reports, which dbt builds
+on the role's database through the profile made from that URL), and once more failing on an
+unreachable warehouse host; every output is searched for the secret strings: the terminal, the
+Dagster event log and run records, compute logs and every other file under the home, every object
+in the storage bucket (Parquet, embeddings, data cards, pointers, sidecars), every warehouse table,
+and the dbt run's target folder (manifest, run results, compiled SQL, dbt.log) and dbt's log folder.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -21,13 +27,27 @@ import sqlalchemy as sa
 import yaml
 from dagster import DagsterInstance
 
+from crawlmix.quality import REFERENCE_SET_PATH, load_reference_texts
 from crawlmix.snapshots import LocalSnapshotSource, S3SnapshotSource, SnapshotError, validate_snapshot_id
 from crawlmix.storage import LocalStorage, S3Storage, StorageError, validate_key
 from crawlmix.warehouse import TABLES, Warehouse
-from tests.dagster_harness import make_snapshot, run_partition
+from tests.dagster_harness import make_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
-INGEST = ["raw_corpus"]
+DBT_DIR = REPO / "dbt_project"
+SNAPSHOT = "snap-sec"
+MIXTURE = "sec-mix"
+MIXTURES_YAML = f"""
+mixtures:
+  - name: {MIXTURE}
+    scope: all
+    filters: {{min_quality: 0.0, drop_semantic_duplicates: false}}
+    size: {{documents: 10}}
+    policy: weighted
+    options: {{level: top, temperature: 1.0, max_repeats: 2}}
+    seed: 0
+    formats: [parquet, jsonl.gz]
+"""
 
 # ------------------------------------------------------------------------------------------------
 # 1. Credentials
@@ -53,11 +73,12 @@ def secret_role(postgres_admin_url):
         admin.dispose()
 
 
-def _files_holding(root: Path, secrets: list[str]) -> list[str]:
+def _files_holding(root: Path, secrets: list[str], since: float | None = None) -> list[str]:
+    """Files under `root` (modified at or after `since`, when given) holding any secret."""
     needles = [s.encode() for s in secrets]
     hits = []
     for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
+        if path.is_file() and not path.is_symlink() and (since is None or path.stat().st_mtime >= since):
             data = path.read_bytes()
             hits += [f"{path}: {n.decode()}" for n in needles if n in data]
     return hits
@@ -74,65 +95,140 @@ def _event_log_text(instance: DagsterInstance) -> str:
     return "\n".join(parts)
 
 
-def test_secrets_never_reach_logs_metadata_files_or_errors(
-    tmp_path, monkeypatch, secret_role, moto_server, s3_client, s3_bucket
+def _tiny_snapshot(s3_client, bucket: str) -> str:
+    """On S3: one JSONL file of 24 real passages (openings of the bundled reference documents),
+    then `_SUCCESS`. Returns the snapshots root."""
+    texts = load_reference_texts(str(REFERENCE_SET_PATH))
+    step = max(1, len(texts) // 24)
+    lines = [json.dumps({"url": f"https://docs.example.org/{i}", "text": t[:700]}) for i, t in enumerate(texts[::step][:24])]
+    body = ("\n".join(lines) + "\n").encode()
+    s3_client.put_object(Bucket=bucket, Key=f"snapshots/{SNAPSHOT}/part-0.jsonl", Body=body)
+    s3_client.put_object(Bucket=bucket, Key=f"snapshots/{SNAPSHOT}/_SUCCESS", Body=b"")
+    return f"s3://{bucket}/snapshots"
+
+
+def _crawlmix_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "crawlmix.cli", "run", *args],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+
+
+def _warehouse_text(url: str) -> str:
+    """Every row of every table in the warehouse, as text."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            tables = conn.execute(sa.text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )).scalars().all()
+            meta = sa.MetaData()
+            return "\n".join(
+                repr(conn.execute(sa.select(sa.Table(name, meta, autoload_with=conn))).all()) for name in tables
+            )
+    finally:
+        engine.dispose()
+
+
+def test_secrets_never_reach_any_output_of_a_whole_graph_run(
+    tmp_path, secret_role, moto_server, s3_client, s3_bucket
 ):
-    from curation_assets.definitions import build_definitions
-    from crawlmix.settings import Settings
+    from curation_assets.reports import dbt_env_for_url
 
     warehouse_url, pg_password = secret_role
     aws_secret = f"aws-{uuid.uuid4().hex}"
+    secrets = [pg_password, aws_secret]
     home = tmp_path / "home"
-    snapshots = home / "snapshots"
-    make_snapshot(snapshots, "snap-sec", n_files=2)
-    env = {
+    snapshots = _tiny_snapshot(s3_client, s3_bucket)
+    (tmp_path / "mixtures.yaml").write_text(MIXTURES_YAML)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRAWLMIX_", "DAGSTER_HOME", "AWS_"))}
+    env.update({
         "CRAWLMIX_HOME": str(home),
         "CRAWLMIX_SHARDS": "1",
+        "CRAWLMIX_DEVICE": "cpu",
+        "CRAWLMIX_MIXTURES": str(tmp_path / "mixtures.yaml"),
         "CRAWLMIX_WAREHOUSE_URL": warehouse_url,
         "CRAWLMIX_STORAGE": f"s3://{s3_bucket}/curated",
         "CRAWLMIX_S3_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": aws_secret,
-        "DAGSTER_HOME": str(home / "dagster"),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    secrets = [pg_password, aws_secret]
-    (home / "dagster").mkdir(parents=True)
-    instance = DagsterInstance.from_config(str(home / "dagster"))
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "aws-config-absent"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-credentials-absent"),
+    })
+    # the dbt profile made from the URL carries the real password (dbt connects with it)
+    assert dbt_env_for_url(warehouse_url)["CRAWLMIX_PG_PASSWORD"] == pg_password
+    started = time.time() - 1  # mtime granularity
 
-    ok = run_partition(build_definitions(Settings.from_env()), instance, "snap-sec", "000", "crawl_pipeline", assets=INGEST)
-    assert ok.success
-    # the warehouse really received the row (the password was used, not dropped)
-    assert Warehouse(warehouse_url).count("snapshot_shard_stats", {"snapshot": "snap-sec"}) == 1
-
-    monkeypatch.setenv("CRAWLMIX_WAREHOUSE_URL", warehouse_url.replace("@127.0.0.1:", "@no-such-host.invalid:"))
-    failed = run_partition(build_definitions(Settings.from_env()), instance, "snap-sec", "000", "crawl_pipeline", assets=INGEST)
-    assert not failed.success
-    failure_text = "\n".join(str(e.event_specific_data) for e in failed.all_events if e.is_failure)
-    assert "no-such-host.invalid" in failure_text  # the error is useful ...
-    assert not [s for s in secrets if s in failure_text]  # ... and masked
-
-    # the CLI, failing the same way, in a subprocess
-    cli_env = {k: v for k, v in os.environ.items() if not k.startswith(("CRAWLMIX_", "DAGSTER_HOME", "AWS_"))}
-    cli_env.update(env, CRAWLMIX_WAREHOUSE_URL=os.environ["CRAWLMIX_WAREHOUSE_URL"], AWS_ACCESS_KEY_ID="testing")
-    cli_env.update(AWS_DEFAULT_REGION="us-east-1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "crawlmix.cli", "run", "--snapshots", str(snapshots)],
-        env=cli_env, cwd=REPO, capture_output=True, text=True, timeout=300,
+    ok = _crawlmix_run(env, "--snapshots", snapshots)
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    failed = _crawlmix_run(
+        {**env, "CRAWLMIX_WAREHOUSE_URL": warehouse_url.replace("@127.0.0.1:", "@no-such-host.invalid:")},
+        "--verbose", "--snapshots", snapshots, "--snapshot", SNAPSHOT,
     )
-    assert proc.returncode != 0
-    assert "FAILED" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert not [s for s in secrets if s in proc.stdout + proc.stderr]
+    assert failed.returncode != 0 and "FAILED" in failed.stdout, failed.stdout[-2000:] + failed.stderr[-2000:]
+    assert "no-such-host.invalid" in failed.stdout + failed.stderr  # the error is useful ...
+    for proc in (ok, failed):  # ... and the terminal never shows a secret
+        assert not [s for s in secrets if s in proc.stdout + proc.stderr]
 
-    event_text = _event_log_text(instance)
-    assert "snap-sec" in event_text and "no-such-host.invalid" in event_text
+    # The whole graph ran with the password: the role's database holds every stage's tables, and
+    # the dbt report models, built by dbt as that role through the profile made from the URL.
+    engine = sa.create_engine(warehouse_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            owners = dict(conn.execute(sa.text(
+                "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'"
+            )).all())
+            composition = conn.execute(sa.text(
+                "SELECT count(*) FROM mixture_composition WHERE mixture = :m"
+            ), {"m": MIXTURE}).scalar_one()
+    finally:
+        engine.dispose()
+    role = sa.engine.make_url(warehouse_url).username
+    assert {"snapshot_shard_stats", "clusters", "quality_by_cluster", "mixture_composition"} <= set(owners)
+    assert composition > 0
+    dbt_models = {p.stem for p in (DBT_DIR / "models").rglob("*.sql")}
+    assert dbt_models and dbt_models <= set(owners), f"dbt built none of {sorted(dbt_models - set(owners))}"
+    assert all(owners[m] == role for m in dbt_models)
+
+    # The event log and run records, through the instance as the UI reads them.
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    try:
+        runs = instance.get_runs()
+        event_text = _event_log_text(instance)
+    finally:
+        instance.dispose()
+    jobs = {run.job_name for run in runs}
+    assert {"crawl_pipeline", "fit_centroids", "build_mixture", "build_reports"} <= jobs
+    assert all(run.is_success for run in runs if run.job_name == "build_reports")
+    assert SNAPSHOT in event_text and "no-such-host.invalid" in event_text
     assert not [s for s in secrets if s in event_text]
-    assert _files_holding(home, secrets) == []  # instance DBs, compute logs, local files
-    objects = s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
-    assert any(o["Key"].endswith("raw_corpus/snap-sec/000.parquet") for o in objects)
-    for obj in objects:
-        body = s3_client.get_object(Bucket=s3_bucket, Key=obj["Key"])["Body"].read()
-        assert not [s for s in secrets if s.encode() in body], obj["Key"]
+
+    # Every file under the home: instance databases, compute logs, the CLI's log files.
+    assert list((home / "dagster" / "logs").glob("crawlmix-run-*.log"))
+    assert _files_holding(home, secrets) == []
+
+    # dbt's own output: the run's target folder (dagster-dbt gives each run its own, under
+    # dbt_project/target) and dbt's log folder.
+    report_runs = [run.run_id for run in runs if run.job_name == "build_reports"]
+    targets = [p for run_id in report_runs for p in (DBT_DIR / "target").glob(f"*-{run_id[:7]}-*")]
+    assert targets and all((t / "run_results.json").is_file() and (t / "dbt.log").is_file() for t in targets)
+    for target in targets:
+        assert _files_holding(target, secrets) == []
+    assert _files_holding(DBT_DIR / "logs", secrets, since=started) == []
+
+    # Every object in storage: Parquet, embeddings, centroids, data cards, mixture files, pointers.
+    keys = [o["Key"] for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=s3_bucket)
+            for o in page.get("Contents", [])]
+    for expected in (f"raw_corpus/{SNAPSHOT}/000.parquet", f"embeddings/{SNAPSHOT}/000.npy", ".card.md",
+                     ".docs-00000.parquet", ".docs-00000.jsonl.gz", "current.json"):
+        assert any(k.endswith(expected) for k in keys), f"no {expected} in storage: {keys}"
+    for key in keys:
+        body = s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
+        assert not [s for s in secrets if s.encode() in body], key
+
+    # Every row of every warehouse table.
+    assert not [s for s in secrets if s in _warehouse_text(warehouse_url)]
 
 
 def test_resources_read_credentials_only_from_environment_references(monkeypatch, tmp_path):

@@ -338,7 +338,11 @@ def test_concurrent_reader_never_sees_partial_file(tmp_path: Path):
                     fh.write(c)
                     fh.flush()
                     time.sleep(0.002)
-        time.sleep(0.05)
+        # let the reader see the committed file (on a loaded machine one read of the old 8 MiB
+        # version can take longer than any fixed pause)
+        deadline = time.monotonic() + 30
+        while reads["new"] == 0 and not problems and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -477,3 +481,181 @@ def test_storage_resource_materialize_s3_env_config(
     assert secret not in repr(result.dagster_run.run_config)
     records = instance.all_logs(result.run_id)
     assert records and all(secret not in repr(r) for r in records)
+
+
+# ------------------------------------------------------------------------------------------------
+# Orphaned temporary files: swept when old and unlocked, never while a writer lives
+# ------------------------------------------------------------------------------------------------
+
+HOUR = 3600.0
+
+# A writer in its own process: opens an atomic write, writes part of the file, prints the temporary
+# path, then commits when its stdin closes (or dies when it is killed).
+_WRITER = """
+import sys
+from crawlmix.storage import LocalStorage
+store = LocalStorage(sys.argv[1])
+with store.atomic_write_path(sys.argv[2]) as tmp:
+    with open(tmp, "wb") as handle:
+        handle.write(b"partial")
+        handle.flush()
+        print(tmp, flush=True)
+        sys.stdin.read()
+        handle.write(b" and the rest")
+"""
+
+
+def _start_writer(root: str, key: str):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, root, key],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+    )
+    tmp = proc.stdout.readline().strip()
+    assert tmp and os.path.exists(tmp), "the writer did not start its write"
+    return proc, tmp
+
+
+def _age(path: str, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def _orphan(folder: Path, name: str, age_s: float) -> Path:
+    """A temporary file as a killed writer leaves it: hidden temp name, nobody holding it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(b"half a parquet file")
+    _age(str(path), age_s)
+    return path
+
+
+def test_sweep_removes_an_old_orphan_and_keeps_a_fresh_one(tmp_path: Path):
+    st = LocalStorage(str(tmp_path / "root"))
+    st.write_bytes("raw_corpus/snap/000.parquet", b"committed")
+    _age(st.uri("raw_corpus/snap/000.parquet"), 10 * HOUR)  # old, but committed: never touched
+    folder = Path(st.root) / "raw_corpus" / "snap"
+    old = _orphan(folder, ".000.parquet.tmp-0123456789abcdef.parquet", 2 * HOUR)
+    # the embedding chunk store's own temporary name, derived from ours
+    nested = _orphan(folder, "..001.npy.tmp-fedcba9876543210.npy.tmp-4242-1a2b3c4d", 2 * HOUR)
+    fresh = _orphan(folder, ".002.parquet.tmp-00112233aabbccdd.parquet", 60)
+    elsewhere = _orphan(Path(st.root) / "raw_corpus" / "other", ".000.parquet.tmp-0a0a0a0a0a0a0a0a.parquet", 2 * HOUR)
+
+    removed = st.sweep_orphaned_temp_files("raw_corpus/snap")
+
+    assert removed == sorted([f"raw_corpus/snap/{old.name}", f"raw_corpus/snap/{nested.name}"])
+    assert not old.exists() and not nested.exists()
+    assert fresh.exists(), "a temporary file younger than the threshold was removed"
+    assert elsewhere.exists(), "the sweep reached outside its prefix"
+    assert st.read_bytes("raw_corpus/snap/000.parquet") == b"committed"
+    # the threshold is the caller's to choose
+    assert st.sweep_orphaned_temp_files("raw_corpus/snap", older_than_s=30) == [f"raw_corpus/snap/{fresh.name}"]
+    assert LocalStorage(str(tmp_path / "root"), orphan_age_s=30).sweep_orphaned_temp_files("raw_corpus") == [
+        f"raw_corpus/other/{elsewhere.name}"
+    ]
+    with pytest.raises(ValueError, match="older_than_s"):
+        st.sweep_orphaned_temp_files("raw_corpus", older_than_s=0)
+
+
+def test_sweep_never_removes_a_live_writers_file_even_when_old(tmp_path: Path):
+    st = LocalStorage(str(tmp_path / "root"))
+    key = "embeddings/snap/000.npy"
+    proc, tmp = _start_writer(st.root, key)
+    try:
+        _age(tmp, 5 * HOUR)  # a writer that has held its file for hours (an embedding step does)
+        assert st.sweep_orphaned_temp_files("embeddings", older_than_s=1) == []
+        assert os.path.exists(tmp)
+        # in this process too: a write still open here is as alive as one in another process
+        with st.atomic_write_path("embeddings/snap/001.npy") as own:
+            _age(own, 5 * HOUR)
+            assert st.sweep_orphaned_temp_files("embeddings", older_than_s=1) == []
+            Path(own).write_bytes(b"mine")
+    finally:
+        proc.communicate(timeout=30)  # stdin closed: the writer finishes and commits
+    assert proc.returncode == 0
+    assert st.read_bytes(key) == b"partial and the rest"
+    assert st.read_bytes("embeddings/snap/001.npy") == b"mine"
+    assert [p for p in raw_listing(st) if ".tmp-" in p] == []
+
+
+def test_a_killed_writers_leftover_is_swept_when_its_partition_is_written_again(tmp_path: Path):
+    import signal
+
+    import pyarrow as pa
+
+    from crawlmix.tables import read_table, write_table
+
+    st = LocalStorage(str(tmp_path / "root"))
+    key = "raw_corpus/snap/000.parquet"
+    proc, tmp = _start_writer(st.root, key)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdin.close()
+    proc.stdout.close()
+    assert os.path.exists(tmp) and not st.exists(key), "the kill should leave the temporary file behind"
+    assert st.list_keys("") == []  # hidden from readers meanwhile
+
+    table = pa.table({"doc_id": ["a", "b"]})
+    write_table(st, key, table, {"asset": "raw_corpus"})  # a rerun within the hour: left alone
+    assert os.path.exists(tmp)
+
+    _age(tmp, 2 * HOUR)
+    write_table(st, key, table, {"asset": "raw_corpus"})  # the rerun an hour later sweeps it
+    assert not os.path.exists(tmp)
+    assert raw_listing(st) == [key, key + ".sha256"]
+    assert read_table(st, key).column("doc_id").to_pylist() == ["a", "b"]
+
+
+def test_empty_content_is_written_by_write_bytes(storage: Storage):
+    key = storage.key("a", "s", "3", "txt")
+    storage.write_bytes(key, b"")
+    assert storage.exists(key) and storage.read_bytes(key) == b""
+    assert raw_listing(storage) == [key]
+
+
+def test_s3_writes_leave_nothing_in_the_bucket_and_stale_staging_folders_are_swept(
+    s3_client, s3_bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "system-tmp"))
+    (tmp_path / "system-tmp").mkdir()
+    st = S3Storage(s3_bucket, S3_PREFIX, s3_client)
+    stale = tmp_path / "system-tmp" / "crawlmix-s3-deadbeef"  # a killed writer's staging folder
+    stale.mkdir()
+    (stale / "000.parquet").write_bytes(b"x" * 1000)
+    _age(str(stale / "000.parquet"), 2 * HOUR)
+    _age(str(stale), 2 * HOUR)
+    unrelated = tmp_path / "system-tmp" / "someone-else"
+    unrelated.mkdir()
+    _age(str(unrelated), 2 * HOUR)
+
+    key = st.key("raw_corpus", "snap", "000", "parquet")
+    with st.atomic_write_path(key) as tmp:
+        Path(tmp).write_bytes(b"payload")
+        live = Path(tmp).parent
+        _age(tmp, 2 * HOUR)
+        _age(str(live), 2 * HOUR)
+        assert st.sweep_orphaned_temp_files("raw_corpus/snap") == [str(stale)]
+        assert live.exists(), "the live writer's staging folder was removed"
+    assert not live.exists() and not stale.exists() and unrelated.exists()
+    assert raw_listing(st) == [key]  # nothing else reached the bucket
+    assert st.sweep_orphaned_temp_files("raw_corpus/snap") == []
+
+
+def test_storage_resource_outside_a_run_resolves_its_env_vars(
+    moto_server, s3_bucket, aws_credentials, monkeypatch: pytest.MonkeyPatch
+):
+    # `crawlmix run` asks the Definitions' storage resource for its storage between runs, where
+    # Dagster has not resolved the EnvVar endpoint and region (as it does for a run).
+    monkeypatch.setenv("CRAWLMIX_TEST_S3_ENDPOINT", moto_server)
+    res = StorageResource(
+        root=f"s3://{s3_bucket}/pfx",
+        s3=S3Resource(endpoint_url=dg.EnvVar("CRAWLMIX_TEST_S3_ENDPOINT"), region_name=dg.EnvVar("AWS_REGION")),
+    )
+    st = res.get_storage()
+    st.write_bytes("a/s/0.txt", b"outside a run")
+    assert st.read_bytes("a/s/0.txt") == b"outside a run"
+    assert st.client.meta.region_name == "us-east-1"
