@@ -74,11 +74,12 @@ def _good_records(n: int = 36) -> list[str]:
 
 
 def _junk_records() -> list[str]:
-    """Per file, 2 readable records and 6 cut-off JSON lines: far over the 30% quarantine bound."""
+    """4 readable records spread among 60 cut-off JSON lines: each shard holds 30+ records (enough
+    for the gate to judge its quarantine share), far over the 30% bound."""
     texts = load_reference_texts(str(REFERENCE_SET_PATH))[-4:]
     good = [json.dumps({"url": f"https://junk.example.org/{i}", "text": t[:500]}) for i, t in enumerate(texts)]
-    broken = [json.dumps({"url": f"https://junk.example.org/broken/{i}", "text": "cut off"})[:-9] for i in range(12)]
-    return good + broken
+    broken = [json.dumps({"url": f"https://junk.example.org/broken/{i}", "text": "cut off"})[:-9] for i in range(60)]
+    return [good[i // 16] if i % 16 == 0 else broken[i - 1 - i // 16] for i in range(64)]
 
 
 def _crawlmix(home: Path, mixtures: Path, *args: str) -> subprocess.CompletedProcess:
