@@ -1,14 +1,15 @@
 """Versioned centroid trees in storage, with a `current` pointer that labelling reads.
 
-A fit writes `centroids/global/<version>.npz` (the tree) and `<version>.names.json` (keywords and
-names per level), then moves `centroids/global/current.json` to it. Labels record the version they
-were made with, so a refit visibly makes older labels stale instead of silently mixing ids.
+A fit writes `centroids/global/<version>.npz` (the tree) and `<version>.names.json` (keywords,
+names and the documents closest to each centroid, per level), then moves
+`centroids/global/current.json` to it. Labels record the version they were made with, so a refit
+visibly makes older labels stale instead of silently mixing ids.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,8 @@ class CentroidTree:
     keywords: list[dict[int, list[tuple[str, float]]]]  # per level: cluster id -> top keywords
     fit_mean_distance: float  # mean leaf distance of the fit sample: the baseline for drift warnings
     fit_info: dict[str, Any]
+    # per level: cluster id -> the fit-sample documents closest to its centroid (doc_id, url, snippet)
+    representatives: list[dict[int, list[dict]]] = field(default_factory=list)
 
 
 def short_version(version: str) -> str:
@@ -89,6 +92,9 @@ def load_current(store: Storage) -> CentroidTree:
         keywords=[{int(c): [tuple(k) for k in kws] for c, kws in level.items()} for level in names_payload["keywords"]],
         fit_mean_distance=float(pointer["fit_mean_distance"]),
         fit_info=info,
+        representatives=[
+            {int(c): docs for c, docs in level.items()} for level in names_payload.get("representatives", [])
+        ],
     )
 
 
@@ -97,4 +103,5 @@ def _names_payload(fitted: CentroidTree) -> dict:
         "version": fitted.version,
         "names": [{str(c): n for c, n in level.items()} for level in fitted.names],
         "keywords": [{str(c): [list(k) for k in kws] for c, kws in level.items()} for level in fitted.keywords],
+        "representatives": [{str(c): docs for c, docs in level.items()} for level in fitted.representatives],
     }

@@ -47,7 +47,7 @@ from curation_assets.partitions import (
 )
 from resources import EmbedderResource, StorageResource, WarehouseResource
 
-CENTROIDS_CODE_VERSION = "centroids-1"
+CENTROIDS_CODE_VERSION = "centroids-2"
 LABELS_CODE_VERSION = "cluster_labels-1"
 SEMDEDUP_CODE_VERSION = "semantic_duplicates-2"
 
@@ -59,7 +59,15 @@ class CentroidsConfig(Config):
     )
     sample_size: int = Field(default=100_000, gt=0, description="most documents the fit samples (uniform across the scope)")
     n_iter: int = Field(default=20, ge=1, description="Lloyd iterations per fit")
-    resampling_steps: list[int] = Field(default=[], description="per level; empty = 0 at level 1, 10 above (Vo et al.)")
+    resampling_steps: list[int] = Field(
+        default=[],
+        description="per level; empty = 0 at level 1, 10 above where at least 10 items per cluster are resampled",
+    )
+    upper_weights: Literal["sizes", "uniform"] = Field(
+        default="sizes",
+        description="upper levels cluster the centroids below weighted by their documents (sizes) or one vote each "
+        "(uniform, Vo et al.)",
+    )
     seed: int = Field(default=0, ge=0)
 
 
@@ -126,7 +134,8 @@ def build_clustering(partitions_def, shard_keys, warehouse_pool: str | None = No
         device = embedder.get_model().device
         fitted = fit_centroid_tree(
             store, shards, ks=config.ks or None, sample_size=config.sample_size, n_iter=config.n_iter,
-            resampling_steps=config.resampling_steps or None, seed=config.seed, device=device,
+            resampling_steps=config.resampling_steps or None, upper_weights=config.upper_weights, seed=config.seed,
+            device=device,
         )
         paths = save_tree(store, fitted)
         tree = fitted.tree
@@ -157,8 +166,10 @@ def build_clustering(partitions_def, shard_keys, warehouse_pool: str | None = No
                 "fit_seconds": fitted.fit_info["fit_seconds"],
                 "fit_mean_distance": round(fitted.fit_mean_distance, 6),
                 "device": device,
-                "top_level_clusters": MetadataValue.md(_cluster_table_md(fitted.names[top], tree.sizes[top], fitted.keywords[top])),
-                "largest_leaf_clusters": MetadataValue.md(_cluster_table_md(fitted.names[0], tree.sizes[0], fitted.keywords[0], limit=20)),
+                "top_level_clusters": MetadataValue.md(_cluster_table_md(
+                    fitted.names[top], tree.sizes[top], fitted.keywords[top], fitted.representatives[top])),
+                "largest_leaf_clusters": MetadataValue.md(_cluster_table_md(
+                    fitted.names[0], tree.sizes[0], fitted.keywords[0], fitted.representatives[0], limit=20)),
                 "cluster_sizes": MetadataValue.md(plots.png_markdown(plots.cluster_sizes_png(
                     tree.sizes[0], tree.sizes[top], fitted.names[top],
                     title=f"fit sample of {fitted.fit_info['sample_rows']} documents",
@@ -261,7 +272,9 @@ def build_clustering(partitions_def, shard_keys, warehouse_pool: str | None = No
                 "centroid_version": current.version,
                 "mean_leaf_distance": round(mean_distance, 6),
                 "drift_ratio": round(drift_ratio(mean_distance, current.fit_mean_distance), 4),
-                "top_level_clusters": MetadataValue.md(_cluster_table_md(current.names[top], top_sizes, current.keywords[top])),
+                "top_level_clusters": MetadataValue.md(_cluster_table_md(
+                    current.names[top], top_sizes, current.keywords[top],
+                    current.representatives[top] if current.representatives else {})),
                 "cluster_sizes": MetadataValue.md(plots.png_markdown(plots.cluster_sizes_png(
                     np.unique(paths[:, 0], return_counts=True)[1],
                     top_sizes,
@@ -500,13 +513,23 @@ def judge_labels(labels: pd.DataFrame, file_version: str | None, embedded: list[
     )
 
 
-def _cluster_table_md(names: dict, sizes, keywords: dict, limit: int = 50) -> str:
+def _cluster_table_md(names: dict, sizes, keywords: dict, representatives: dict, limit: int = 50) -> str:
+    """Clusters by size with their names, keywords and the fit-sample document closest to the
+    centroid, so a reader can check a name against text."""
     sizes = dict(sizes) if isinstance(sizes, dict) else dict(enumerate(np.asarray(sizes).tolist()))
-    lines = ["| cluster | name | docs | keywords |", "| ---: | --- | ---: | --- |"]
+    lines = ["| cluster | name | docs | keywords | closest document |", "| ---: | --- | ---: | --- | --- |"]
     for cluster, n in sorted(sizes.items(), key=lambda kv: -kv[1])[:limit]:
         words = ", ".join(w for w, _ in keywords.get(cluster, [])[:6])
-        lines.append(f"| {cluster} | {names.get(cluster, '')} | {n} | {words} |")
+        closest = (representatives.get(cluster) or [{}])[0]
+        text = _md_cell(closest.get("snippet", "")[:120])
+        source = _md_cell(closest.get("url") or closest.get("doc_id") or "")
+        shown = f"{text} ({source})" if source else text
+        lines.append(f"| {cluster} | {names.get(cluster, '')} | {n} | {words} | {shown} |")
     return "\n".join(lines)
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _leaf_of(store, snapshot: str, shard_keys) -> dict[str, int]:

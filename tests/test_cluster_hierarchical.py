@@ -83,7 +83,16 @@ def test_config_validation_and_defaults():
         HierarchicalConfig(ks=(10, 5), resampling_steps=(1, 2, 3))
     cfg = HierarchicalConfig(ks=[10, 5], resampling_steps=2)
     assert cfg.resampling_steps == (2, 2)
+    assert cfg.upper_weights == "sizes" and cfg.upper_restarts == 10
     assert HierarchicalConfig.from_dict(cfg.to_dict()) == cfg
+    # a tree stored before upper-level weights existed was fitted one unweighted run per level
+    legacy = {k: v for k, v in cfg.to_dict().items() if k not in ("upper_weights", "upper_restarts")}
+    assert HierarchicalConfig.from_dict(legacy).upper_weights == "uniform"
+    assert HierarchicalConfig.from_dict(legacy).upper_restarts == 1
+    with pytest.raises(ValueError, match="upper_weights"):
+        HierarchicalConfig(ks=[10, 5], upper_weights="votes")
+    with pytest.raises(ValueError, match="upper_restarts"):
+        HierarchicalConfig(ks=[10, 5], upper_restarts=0)
     x = np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32)
     m = fit_hierarchical_kmeans(x, ks=[20, 4], n_iter=5, backend="numpy")
     assert m.config.sample_sizes == (10, 2)  # about half the mean cluster size of the level below
@@ -135,13 +144,71 @@ def test_toy_2d_centroids_flatten_towards_uniform():
     common = dict(n_iter=20, spherical=False, seed=0, backend="numpy")
     raw = kl_from_uniform(x[rng.choice(len(x), 3000, replace=False)])
     flat = kl_from_uniform(fit_kmeans(x, 100, **common).centroids)
-    hier = kl_from_uniform(fit_hierarchical_kmeans(x, ks=[1000, 300, 100], **common).centroids[-1])
+    # Vo et al.'s rule: one vote per centroid at the upper levels
+    vo = dict(common, upper_weights="uniform", upper_restarts=1)
+    hier = kl_from_uniform(fit_hierarchical_kmeans(x, ks=[1000, 300, 100], **vo).centroids[-1])
     resampled = kl_from_uniform(
         fit_hierarchical_kmeans(x, ks=[1000, 300, 100], resampling_steps=[0, 10, 10], sample_sizes=[5, 3, 3],
-                                **common).centroids[-1]
+                                **vo).centroids[-1]
     )
     uniform = kl_from_uniform(rng.uniform(-3, 3, size=(100, 2)))
     print(f"KL raw {raw:.3f} flat {flat:.3f} hierarchical {hier:.3f} +resampling {resampled:.3f} "
           f"uniform sample {uniform:.3f}")
     assert raw > flat > hier > resampled
     assert raw > 2 * flat and flat > 2 * hier
+
+
+# ---- size-weighted upper levels ------------------------------------------------------------
+
+
+def test_weighted_lloyd_equals_kmeans_on_points_repeated_by_their_weights():
+    from crawlmix.cluster.hierarchical import _weighted_lloyd
+
+    rng = np.random.default_rng(5)
+    points = rng.normal(size=(60, 8)).astype(np.float32)
+    weights = rng.integers(1, 6, size=60)
+    init = points[:5].copy()
+    for spherical in (True, False):
+        ours = _weighted_lloyd(points, weights.astype(np.float64), init, 7, spherical)
+        repeated = fit_kmeans(np.repeat(points, weights, axis=0), 5, n_iter=7, spherical=spherical,
+                              init_centroids=init, backend="numpy")
+        np.testing.assert_allclose(ours, repeated.centroids, atol=1e-5)
+
+
+def test_weighted_kmeanspp_draws_only_points_with_weight_and_is_seeded():
+    from crawlmix.cluster.hierarchical import _weighted_kmeanspp
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(40, 4)).astype(np.float32)
+    weights = np.where(np.arange(40) % 2 == 0, 3.0, 0.0)
+    a = _weighted_kmeanspp(points, weights, 10, np.random.default_rng(1), spherical=False)
+    b = _weighted_kmeanspp(points, weights, 10, np.random.default_rng(1), spherical=False)
+    np.testing.assert_array_equal(a, b)
+    drawn = {int(np.flatnonzero((points == row).all(axis=1))[0]) for row in a}
+    assert len(drawn) == 10 and all(i % 2 == 0 for i in drawn)
+    # more centres than weighted points: the rest come from the unweighted points, no repeats
+    c = _weighted_kmeanspp(points, weights, 25, np.random.default_rng(1), spherical=False)
+    assert len({row.tobytes() for row in c}) == 25
+
+
+def test_size_weights_keep_many_small_leaves_from_swallowing_the_top_level():
+    """Three dense groups of 2,000 points and one sparse spread of 600: k-means puts many leaves
+    in the spread. One vote per leaf lets those leaves claim most of the top clusters and lumps
+    dense groups together; weighting each leaf by its points gives every dense group its own."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[-6.0, 0.0], [0.0, 6.0], [6.0, 0.0]])
+    x = np.concatenate([rng.normal(c, 0.4, size=(2000, 2)) for c in centres]
+                       + [rng.uniform(-30, 30, size=(600, 2))]).astype(np.float32)
+    truth = np.repeat([0, 1, 2, 3], [2000, 2000, 2000, 600])
+    common = dict(ks=[60, 4], n_iter=20, spherical=False, seed=0, backend="numpy")
+    weighted = fit_hierarchical_kmeans(x, **common)
+    uniform = fit_hierarchical_kmeans(x, upper_weights="uniform", upper_restarts=1, **common)
+    largest = lambda m: np.bincount(m.paths[:, 1]).max() / len(x)  # noqa: E731
+    nmi = lambda m: normalized_mutual_info_score(truth, m.paths[:, 1])  # noqa: E731
+    print(f"top level: sizes NMI {nmi(weighted):.3f} largest {largest(weighted):.0%}; "
+          f"uniform NMI {nmi(uniform):.3f} largest {largest(uniform):.0%}")
+    dense_tops = lambda m: {int(np.bincount(m.paths[truth == g, 1]).argmax()) for g in range(3)}  # noqa: E731
+    assert len(dense_tops(weighted)) == 3 and largest(weighted) < 0.35
+    assert len(dense_tops(uniform)) < 3 and largest(uniform) > 0.5 and nmi(weighted) > nmi(uniform) + 0.1

@@ -6,8 +6,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from crawlmix.centroid_store import load_current, save_tree
 from crawlmix.clustering_steps import (
     auto_ks,
+    default_resampling_steps,
     distinct_rows,
     draw_fit_sample,
     fit_centroid_tree,
@@ -32,8 +34,10 @@ def _store_shard(store: LocalStorage, snapshot: str, shard: str, vectors: np.nda
         np.save(out, vectors)
     texts = [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(3)) for i in range(len(vectors))]
     ids = [f"{snapshot}-{shard}-{i}" for i in range(len(vectors))]
+    urls = [f"https://example.org/{snapshot}/{shard}/{i}" for i in range(len(vectors))]
     write_table(store, store.key("raw_corpus", snapshot, shard, "parquet"),
-                pa.table({"doc_id": pa.array(ids, pa.string()), "text": pa.array(texts, pa.string())}), {})
+                pa.table({"doc_id": pa.array(ids, pa.string()), "url": pa.array(urls, pa.string()),
+                          "text": pa.array(texts, pa.string())}), {})
 
 
 def _fit(store: LocalStorage, shards):
@@ -107,3 +111,34 @@ def test_an_empty_shard_gets_empty_labels_with_every_level_column(tmp_path):
     table = labels_table([], paths, distances, fitted.version)
     assert table.num_rows == 0
     assert table.schema.names == ["doc_id", "cluster_l1", "cluster_l2", "leaf_distance", "centroid_version"]
+
+
+def test_resampling_only_where_enough_items_per_cluster_would_be_kept():
+    assert default_resampling_steps([105, 21, 8]) == [0, 0, 0]  # auto levels: 2 per cluster
+    assert default_resampling_steps([10_000, 100, 10]) == [0, 10, 0]
+    assert default_resampling_steps([12]) == [0]
+
+
+def test_every_cluster_keeps_its_closest_documents_and_they_survive_storage(tmp_path):
+    store = LocalStorage(str(tmp_path))
+    _store_shard(store, "s", "000", _unit_rows(700, 7))
+    fitted = _fit(store, [("s", "000")])
+    tree = fitted.tree
+    assert len(fitted.representatives) == tree.levels >= 2
+    unit = np.asarray(_unit_rows(700, 7), dtype=np.float32)
+    for level, by_cluster in enumerate(fitted.representatives):
+        assert set(by_cluster) == {c for c in range(tree.config.ks[level]) if tree.sizes[level][c]}
+        for cluster, docs in by_cluster.items():
+            assert 1 <= len(docs) <= 3
+            assert [d["distance"] for d in docs] == sorted(d["distance"] for d in docs)
+            for doc in docs:
+                row = int(doc["doc_id"].rsplit("-", 1)[1])
+                assert tree.paths[row, level] == cluster
+                assert doc["url"] == f"https://example.org/s/000/{row}" and 0 < len(doc["snippet"]) <= 200
+            # nothing else in the cluster is closer to its centroid than the ones kept
+            members = np.flatnonzero(tree.paths[:, level] == cluster)
+            centroid = tree.centroids[level][cluster]
+            distances = 1 - (unit[members] / np.linalg.norm(unit[members], axis=1, keepdims=True)) @ centroid
+            assert docs[-1]["distance"] <= np.sort(distances)[min(len(docs), len(members)) - 1] + 1e-3
+    save_tree(store, fitted)
+    assert load_current(store).representatives == fitted.representatives

@@ -326,6 +326,7 @@ INVALID_CONFIG_VALUES: dict[tuple[str, str], object] = {
     ("CentroidsConfig", "sample_size"): 0,
     ("CentroidsConfig", "n_iter"): 0,
     ("CentroidsConfig", "resampling_steps"): [0.5],
+    ("CentroidsConfig", "upper_weights"): "votes",
     ("CentroidsConfig", "seed"): -1,
     ("LabelDriftConfig", "max_drift_ratio"): 0.0,
     ("SemanticDuplicatesConfig", "scope"): "everything",

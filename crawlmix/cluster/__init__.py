@@ -5,7 +5,8 @@
 * :mod:`.hierarchical` -- hierarchical k-means with resampling (Vo et al. 2024), versioned tree.
 * :mod:`.sampling` -- water-filling allocation and balanced hierarchical sampling.
 * :mod:`.semdedup` -- SemDeDup inside clusters, blocked (bounded memory).
-* :mod:`.naming` -- c-TF-IDF keywords and cluster names, streaming term counts.
+* :mod:`.naming` -- cluster names from c-TF-IDF over document frequencies, streaming counts.
+* :mod:`.stopwords` -- stop words per language and web boilerplate tokens.
 """
 
 from .hierarchical import (
@@ -18,12 +19,15 @@ from .hierarchical import (
 )
 from .kmeans import KMeansResult, assign, fit_kmeans, kmeans_plusplus, resolve_backend
 from .naming import (
+    NamingConfig,
     TermCounter,
     cluster_name,
     cluster_names,
     ctfidf,
     ctfidf_keywords,
     ctfidf_keywords_by_level,
+    document_terms,
+    name_coverage,
     tokenize,
 )
 from .sampling import TargetExceedsTotalWarning, allocate, balanced_sample
@@ -41,6 +45,7 @@ __all__ = [
     "HierarchicalConfig",
     "HierarchicalKMeans",
     "KMeansResult",
+    "NamingConfig",
     "SemDedupScores",
     "TargetExceedsTotalWarning",
     "TermCounter",
@@ -54,9 +59,11 @@ __all__ = [
     "ctfidf",
     "ctfidf_keywords",
     "ctfidf_keywords_by_level",
+    "document_terms",
     "fit_hierarchical_kmeans",
     "fit_kmeans",
     "kmeans_plusplus",
+    "name_coverage",
     "paths_from_leaves",
     "resolve_backend",
     "semdedup",

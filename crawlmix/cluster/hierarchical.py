@@ -1,10 +1,22 @@
 """Hierarchical k-means (Vo et al. 2024, "Automatic data curation for self-supervised learning").
 
-Level 1 clusters the points; level t clusters the level t-1 centroids (unweighted: one vote per
-centroid, which is what flattens dense regions). Each level may be refined by resampling: after the
-full fit, ``resampling_steps[t]`` times take the ``sample_sizes[t]`` members closest to each centroid
-(within its cluster), re-fit k-means with a fresh k-means++ on those only, and reassign every item
-of that level to the new centroids.
+Level 1 clusters the points; level t clusters the level t-1 centroids. Each level may be refined by
+resampling: after the full fit, ``resampling_steps[t]`` times take the ``sample_sizes[t]`` members
+closest to each centroid (within its cluster), re-fit k-means with a fresh k-means++ on those only,
+and reassign every item of that level to the new centroids.
+
+How centroids vote at the upper levels (``upper_weights``):
+
+* ``"sizes"`` (default): each centroid weighs as many points as it holds (weighted k-means++ and
+  Lloyd sums), the best of ``upper_restarts`` seeded runs by weighted inertia. On real text the
+  unweighted rule let many small, generic leaves gather into one top cluster holding half to three
+  quarters of the documents (Debian package descriptions: 47-73% in one of 8 top clusters, top
+  level NMI against the sections 0.45 versus 0.50 for flat k-means); size weights bring each upper
+  level to flat k-means' agreement at the same k while the leaves stay as they are.
+* ``"uniform"``: one vote per centroid, as in Vo et al. (which flattens dense regions further).
+
+Upper levels cluster at most a few thousand centroids, so several restarts cost little there and
+remove most of the seed-to-seed spread that one k-means++ draw on a few dozen points has.
 
 Conventions:
 
@@ -55,6 +67,8 @@ class HierarchicalConfig:
     spherical: bool = True
     seed: int = 0
     init_max_points: int | None = -1
+    upper_weights: str = "sizes"
+    upper_restarts: int = 10
 
     def __post_init__(self) -> None:
         ks = tuple(int(k) for k in self.ks)
@@ -68,6 +82,10 @@ class HierarchicalConfig:
             object.__setattr__(self, "sample_sizes", _per_level(self.sample_sizes, len(ks), "sample_sizes"))
         if any(s < 0 for s in self.resampling_steps):
             raise ValueError("resampling_steps must be >= 0")
+        if self.upper_weights not in ("sizes", "uniform"):
+            raise ValueError(f"upper_weights must be 'sizes' or 'uniform', got {self.upper_weights!r}")
+        if self.upper_restarts < 1:
+            raise ValueError("upper_restarts must be >= 1")
 
     @property
     def levels(self) -> int:
@@ -86,6 +104,9 @@ class HierarchicalConfig:
         for key in ("ks", "resampling_steps", "sample_sizes"):
             if d.get(key) is not None and not isinstance(d[key], int):
                 d[key] = tuple(d[key])
+        # trees stored before these settings existed were fitted with one unweighted run per level
+        d.setdefault("upper_weights", "uniform")
+        d.setdefault("upper_restarts", 1)
         return cls(**d)
 
 
@@ -257,48 +278,145 @@ def fit_hierarchical_kmeans(
     parents: list[np.ndarray] = []
     leaf_labels = leaf_dist = None
     data: Any = x
+    weights: np.ndarray | None = None  # points under each item of `data` (None: the points themselves)
     fit_seconds: list[float] = []
     for t, k in enumerate(cfg.ks):
         t0 = time.perf_counter()
-        n_t = int(data.shape[0])
-        # upper levels cluster a few thousand centroids: FAISS's thread start-up costs more than
-        # the numpy engine there (same contract, same results up to float round-off)
-        lvl_backend = backend
-        cpu = resolve_backend(backend, device) in ("faiss", "faiss-kmeans", "numpy")
-        small = t > 0 and cpu and n_t * k <= _SMALL
-        if small:
-            lvl_backend = "numpy"  # also when "faiss" was named: same contract, same results
-        kw = dict(n_iter=cfg.n_iter, spherical=cfg.spherical, backend=lvl_backend, device=device,
-                  init_max_points=cfg.init_max_points, block_rows=block_rows)
-        with single_thread_blas() if small else contextlib.nullcontext():
-            res = fit_kmeans(data, k, seed=_level_seed(cfg.seed, t, 0), **kw)
-            c, labels, dist = res.centroids, res.assignment, res.distances
-            for step in range(cfg.resampling_steps[t]):
-                sel = closest_per_cluster(labels, dist, cfg.sample_sizes[t])
-                if sel.shape[0] < k:
-                    warnings.warn(
-                        f"level {t + 1}: resampling keeps {sel.shape[0]} items for k={k}; "
-                        "stopping resampling at this level (raise sample_sizes)",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                    break
-                sub = fit_kmeans(_take(data, sel), k, seed=_level_seed(cfg.seed, t, step + 1), **kw)
-                c = sub.centroids
-                labels, dist = assign(data, c, spherical=cfg.spherical, backend=lvl_backend, device=device,
-                                      block_rows=block_rows)
+        if t > 0 and (cfg.upper_weights == "sizes" or cfg.upper_restarts > 1):
+            w = weights if cfg.upper_weights == "sizes" else np.ones(len(weights))
+            c, labels, dist = _fit_upper_level(np.asarray(data, dtype=np.float32), w, k, cfg, t)
+        else:
+            c, labels, dist = _fit_level(data, k, cfg, t, backend, device, block_rows)
         centroids.append(c)
         fit_seconds.append(time.perf_counter() - t0)
         if t == 0:
             leaf_labels, leaf_dist = labels, dist
+            weights = np.bincount(labels, minlength=k).astype(np.float64)
         else:
             parents.append(labels.astype(np.int64))
+            weights = np.bincount(labels, weights=weights, minlength=k)
         data = c
 
     paths = paths_from_leaves(leaf_labels, parents)
     sizes = [np.bincount(paths[:, t], minlength=cfg.ks[t]).astype(np.int64) for t in range(cfg.levels)]
     return HierarchicalKMeans(cfg, centroids, parents, sizes, paths, np.asarray(leaf_dist, dtype=np.float32),
                               fit_seconds)
+
+
+def _fit_level(data: Any, k: int, cfg: HierarchicalConfig, t: int, backend: str, device: Any,
+               block_rows: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One level by plain k-means (every point one vote), refined by resampling."""
+    n_t = int(data.shape[0])
+    # upper levels cluster a few thousand centroids: FAISS's thread start-up costs more than
+    # the numpy engine there (same contract, same results up to float round-off)
+    lvl_backend = backend
+    cpu = resolve_backend(backend, device) in ("faiss", "faiss-kmeans", "numpy")
+    small = t > 0 and cpu and n_t * k <= _SMALL
+    if small:
+        lvl_backend = "numpy"  # also when "faiss" was named: same contract, same results
+    kw = dict(n_iter=cfg.n_iter, spherical=cfg.spherical, backend=lvl_backend, device=device,
+              init_max_points=cfg.init_max_points, block_rows=block_rows)
+    with single_thread_blas() if small else contextlib.nullcontext():
+        res = fit_kmeans(data, k, seed=_level_seed(cfg.seed, t, 0), **kw)
+        c, labels, dist = res.centroids, res.assignment, res.distances
+        for step in range(cfg.resampling_steps[t]):
+            sel = closest_per_cluster(labels, dist, cfg.sample_sizes[t])
+            if sel.shape[0] < k:
+                _warn_resampling_stops(t, sel.shape[0], k)
+                break
+            sub = fit_kmeans(_take(data, sel), k, seed=_level_seed(cfg.seed, t, step + 1), **kw)
+            c = sub.centroids
+            labels, dist = assign(data, c, spherical=cfg.spherical, backend=lvl_backend, device=device,
+                                  block_rows=block_rows)
+    return c, labels, dist
+
+
+def _warn_resampling_stops(t: int, kept: int, k: int) -> None:
+    warnings.warn(
+        f"level {t + 1}: resampling keeps {kept} items for k={k}; stopping resampling at this level "
+        "(raise sample_sizes)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def _fit_upper_level(points: np.ndarray, weights: np.ndarray, k: int, cfg: HierarchicalConfig,
+                     t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An upper level by weighted k-means on the centroids below (module docstring): the best of
+    ``upper_restarts`` runs by weighted inertia, then resampling as for any level."""
+    with single_thread_blas() if points.shape[0] * k <= _SMALL else contextlib.nullcontext():
+        best = None
+        for run in range(cfg.upper_restarts):
+            rng = np.random.default_rng([int(cfg.seed), t, 0, run])
+            c = _weighted_lloyd(points, weights, _weighted_kmeanspp(points, weights, k, rng, cfg.spherical),
+                                cfg.n_iter, cfg.spherical)
+            labels, dist = assign(points, c, spherical=cfg.spherical, backend="numpy")
+            inertia = float(np.dot(weights, dist))
+            if best is None or inertia < best[0]:
+                best = (inertia, c, labels, dist)
+        _, c, labels, dist = best
+        for step in range(cfg.resampling_steps[t]):
+            sel = closest_per_cluster(labels, dist, cfg.sample_sizes[t])
+            if sel.shape[0] < k:
+                _warn_resampling_stops(t, sel.shape[0], k)
+                break
+            rng = np.random.default_rng([int(cfg.seed), t, step + 1])
+            c = _weighted_lloyd(points[sel], weights[sel],
+                                _weighted_kmeanspp(points[sel], weights[sel], k, rng, cfg.spherical),
+                                cfg.n_iter, cfg.spherical)
+            labels, dist = assign(points, c, spherical=cfg.spherical, backend="numpy")
+    return c, labels, dist
+
+
+def _weighted_kmeanspp(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator,
+                       spherical: bool) -> np.ndarray:
+    """k-means++ where each point's chance is its weight times its squared distance to the nearest
+    chosen centre; uniform over the points not chosen yet once that mass is zero."""
+    x = _unit(points) if spherical else points
+    sq = np.einsum("ij,ij->i", x, x)
+    chosen = np.zeros(len(x), dtype=bool)
+    d2 = np.full(len(x), np.inf)
+    centres = np.empty((k, x.shape[1]), dtype=np.float32)
+    mass = weights.astype(np.float64)
+    for i in range(k):
+        p = mass * np.where(np.isinf(d2), 1.0, d2)
+        p[chosen] = 0.0
+        total = p.sum()
+        j = int(rng.choice(len(x), p=p / total)) if total > 0 else int(rng.choice(np.flatnonzero(~chosen)))
+        chosen[j] = True
+        centres[i] = x[j]
+        d2 = np.minimum(d2, np.maximum(sq + sq[j] - 2.0 * (x @ x[j]), 0.0))
+    return centres
+
+
+def _weighted_lloyd(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, n_iter: int,
+                    spherical: bool) -> np.ndarray:
+    """Lloyd iterations with weighted means (float64 sums); an empty cluster keeps its centre."""
+    import scipy.sparse as sp
+
+    x = _unit(points) if spherical else points
+    c = centres
+    k = len(c)
+    for _ in range(n_iter):
+        labels, _ = assign(x, c, spherical=spherical, backend="numpy")
+        member = sp.csr_matrix((weights, (labels, np.arange(len(x)))), shape=(k, len(x)))
+        sums = member @ x.astype(np.float64)
+        mass = np.asarray(member.sum(axis=1)).ravel()
+        filled = mass > 0
+        new = c.astype(np.float64, copy=True)
+        new[filled] = sums[filled] / mass[filled, None]
+        if spherical:
+            norms = np.linalg.norm(new, axis=1)
+            ok = filled & (norms > 0)
+            new[ok] /= norms[ok, None]
+            new[filled & ~ok] = c[filled & ~ok]
+        c = new.astype(np.float32)
+    return c
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
 
 
 def assign_paths(
