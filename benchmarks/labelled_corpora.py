@@ -1,6 +1,6 @@
 """Two labelled text corpora from Debian bookworm, for clustering-quality benchmarks.
 
-    python benchmarks/labelled_corpora.py --out DIR [--corpus short|pages|all]
+    python benchmarks/labelled_corpora.py --out DIR [--corpus short|pages|languages|all]
         [--per-label N] [--seed S]
 
     e.g. .venv/bin/python benchmarks/labelled_corpora.py --out /work/corpora/labelled --corpus all
@@ -19,6 +19,10 @@ doc_pages.jsonl: HTML pages of Debian documentation packages (``apt-get download
     resiliparse extractor. Dropped: symlinks, pages not in English (<html lang=...>), index,
     search and texinfo index pages, whole manuals on one page, license texts, the skips listed
     in DOC_PACKAGES, texts under MIN_PAGE_CHARS, exact duplicate texts.
+languages.jsonl: package descriptions translated by Debian's DDTP (bookworm's
+    main/i18n/Translation-<lang>, sha256 checked as above) in LANGUAGES, label = the language code
+    (pt_BR as pt, zh_CN as zh); entries identical to the English description are dropped. It is
+    for language identification, not clustering (benchmarks/language_id.py).
 Each label is sampled to at most --per-label documents (default 300 short, 150 pages) with a
 per-label seeded RNG; records are {"doc_id", "label", "text", "source"} sorted by label, doc_id.
 Downloads (and unpacked packages) are cached under DIR/debs and reused on reruns.
@@ -27,6 +31,7 @@ Downloads (and unpacked packages) are cached under DIR/debs and reused on reruns
 from __future__ import annotations
 
 import argparse
+import bz2
 import hashlib
 import json
 import lzma
@@ -50,7 +55,10 @@ SHORT_SECTIONS = (
 SHORT_MIN_PER_LABEL = 150  # sections left with fewer packages after filtering are dropped
 BULLETS = ("* ", "- ", "+ ", "o ")
 DERIVED_SUFFIXES = ("-dbg", "-dev", "-doc", "-data", "-common")
-TRANSLATIONS_URL = "http://deb.debian.org/debian/dists/bookworm/main/i18n/Translation-en.xz"
+TRANSLATIONS_BASE = "http://deb.debian.org/debian/dists/bookworm/main/i18n"
+# Languages with at least a few hundred translated descriptions in bookworm (DDTP).
+LANGUAGES = ("en", "de", "fr", "it", "es", "pt_BR", "nl", "sv", "da", "fi", "pl", "cs", "sk", "hu", "ru", "uk",
+             "ja", "ko", "zh_CN")
 INRELEASE = Path("/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease")
 
 # label -> (package, its directory of English HTML pages, pages to skip there: regex on the path)
@@ -110,19 +118,41 @@ def description_text(description: str) -> str:
     return f"{synopsis.strip()}. {long_text}" if long_text else ""
 
 
-def fetch_translations(cache: Path) -> dict[str, str]:
-    """Description-md5 -> full English description, from bookworm's checked Translation-en."""
-    path = cache / "Translation-en.xz"
+def fetch_translations(cache: Path, language: str = "en") -> dict[str, str]:
+    """Description-md5 -> full description in `language`, from bookworm's checked Translation-<lang>
+    (xz for English, bz2 for the others, as the release publishes them)."""
+    suffix = "xz" if language == "en" else "bz2"
+    name = f"Translation-{language}.{suffix}"
+    path = cache / name
     if not path.exists():
-        urllib.request.urlretrieve(TRANSLATIONS_URL, path.with_suffix(".part"))
+        urllib.request.urlretrieve(f"{TRANSLATIONS_BASE}/{name}", path.with_suffix(".part"))
         path.with_suffix(".part").rename(path)
     data = path.read_bytes()
-    expected = re.search(r"^ ([0-9a-f]{64}) +\d+ main/i18n/Translation-en\.xz$",
-                         INRELEASE.read_text(), re.M)
+    expected = re.search(rf"^ ([0-9a-f]{{64}}) +\d+ main/i18n/{re.escape(name)}$", INRELEASE.read_text(), re.M)
     if not expected or hashlib.sha256(data).hexdigest() != expected.group(1):
         raise SystemExit(f"{path} does not match the sha256 in {INRELEASE}; delete it and rerun")
-    stanzas = read_stanzas(lzma.decompress(data).decode("utf-8"))
-    return {s["Description-md5"]: s["Description-en"] for s in stanzas}
+    raw = lzma.decompress(data) if suffix == "xz" else bz2.decompress(data)
+    stanzas = read_stanzas(raw.decode("utf-8"))
+    return {s["Description-md5"]: s[f"Description-{language}"] for s in stanzas if f"Description-{language}" in s}
+
+
+def language_candidates(cache: Path) -> dict[str, list[dict]]:
+    """language code -> translated package descriptions (DDTP). An entry identical to the English
+    description is not a translation and is dropped; pt_BR and pt are both "pt", zh_CN is "zh"."""
+    english = fetch_translations(cache, "en")
+    by_label: dict[str, list[dict]] = {}
+    for language in LANGUAGES:
+        label = language.split("_")[0]
+        seen: set[str] = set()
+        for md5, description in sorted(fetch_translations(cache, language).items()):
+            text = description_text(description)
+            untranslated = language != "en" and description == english.get(md5)
+            if not text or untranslated or text in seen:
+                continue
+            seen.add(text)
+            by_label.setdefault(label, []).append(
+                {"doc_id": f"ddtp:{language}:{md5}", "label": label, "text": text, "source": f"Translation-{language}"})
+    return by_label
 
 
 def short_candidates(cache: Path) -> dict[str, list[dict]]:
@@ -236,14 +266,15 @@ def report(name: str, records: list[dict], candidates: dict[str, list[dict]]) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--corpus", choices=("short", "pages", "all"), default="all")
+    parser.add_argument("--corpus", choices=("short", "pages", "languages", "all"), default="all")
     parser.add_argument("--per-label", type=int, help="default: 300 short, 150 pages")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     cache = args.out / "debs"
     cache.mkdir(parents=True, exist_ok=True)
     corpora = {"short": ("short_descriptions", short_candidates, 300),
-               "pages": ("doc_pages", page_candidates, 150)}
+               "pages": ("doc_pages", page_candidates, 150),
+               "languages": ("languages", language_candidates, 300)}
     for name, build, default_per_label in (
         corpora.values() if args.corpus == "all" else [corpora[args.corpus]]
     ):

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from crawlmix.centroid_store import CentroidTree
 from crawlmix.mixture import MixtureResult, MixtureSpec, duplicate_groups, edges_frame
+from crawlmix.quality import all_rule_columns, rules_applied
 from crawlmix.storage import Storage
 from crawlmix.tables import (
     read_table,
@@ -61,7 +62,8 @@ def read_duplicate_edges(store: Storage, snapshots: Sequence[str]) -> pd.DataFra
 
 
 def build_pool(store: Storage, shards: Sequence[tuple[str, str]], centroids: CentroidTree) -> pd.DataFrame:
-    """One row per scored document: ids, cluster path, distance, quality, duplicate flag and group
+    """One row per scored document: ids, cluster path, distance, quality, language and its score,
+    duplicate flag and group
     (from the dedup files: `duplicate_group`, and `duplicate_method` "exact" / "semantic" on the
     removed ones), approx tokens. Empty shards add nothing."""
     frames = []
@@ -75,12 +77,15 @@ def build_pool(store: Storage, shards: Sequence[tuple[str, str]], centroids: Cen
             )
         labels = read_table(store, labels_key).to_pandas()
         scores = read_table(store, store.key("quality_scores", snapshot, shard, "parquet"),
-                            columns=["doc_id", "quality", "is_semantic_duplicate"]).to_pandas()
+                            columns=["doc_id", "quality", "language", "language_score",
+                                     "is_semantic_duplicate"]).to_pandas()
         chars = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["n_chars"]).column("n_chars").to_numpy()
         if not (labels["doc_id"].to_numpy() == scores["doc_id"].to_numpy()).all():
             raise ValueError(f"{snapshot}/{shard}: quality_scores and cluster_labels are not row-aligned; re-materialize them")
         frame = labels.rename(columns={"leaf_distance": "distance"}).drop(columns=["centroid_version"])
         frame["quality"] = scores["quality"].to_numpy()
+        frame["language"] = scores["language"].to_numpy()
+        frame["language_score"] = scores["language_score"].to_numpy()
         frame["is_semantic_duplicate"] = scores["is_semantic_duplicate"].to_numpy()
         frame["n_tokens"] = np.maximum(1, np.ceil(chars / CHARS_PER_TOKEN)).astype(np.int64)
         frame.insert(1, "snapshot", snapshot)
@@ -216,9 +221,12 @@ def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, cent
         "## Filters applied and what they removed",
         "",
         f"- minimum quality {spec.filters.min_quality}; drop semantic duplicates: {spec.filters.drop_semantic_duplicates}; "
-        f"excluded clusters: {[str(c) for c in spec.filters.exclude_clusters] or 'none'}",
+        f"excluded clusters: {[str(c) for c in spec.filters.exclude_clusters] or 'none'}; "
+        f"languages: {', '.join(spec.filters.languages) or 'all'}; "
+        f"minimum language score {spec.filters.min_language_score}",
         *[f"- {name}: {n:,} documents removed" for name, n in result.filtered_out.items()],
         "",
+        *language_lines(selection),
         "## Quality distribution of the selection",
         "",
         "| quality | docs |",
@@ -230,6 +238,23 @@ def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, cent
                   f"{result.details['n_evaluated']} candidates evaluated; best score {result.details['best_score']:.4f} "
                   f"in round {result.details['best_round']}."]
     return "\n".join(lines) + "\n"
+
+
+def language_lines(selection: pd.DataFrame) -> list[str]:
+    """The card's languages section: documents per identified language and which quality rules
+    judged them (English-only and whitespace-word rules pass documents they were not made for)."""
+    if "language" not in selection.columns or not len(selection):
+        return []
+    every = all_rule_columns()
+    counts = selection.groupby("language")["repeats"].sum().sort_values(ascending=False)
+    lines = ["## Languages and the quality rules applied", "",
+             "| language | docs | share | rules applied | rules not applied |", "| --- | ---: | ---: | ---: | --- |"]
+    for language, docs in counts.items():
+        applied = rules_applied(str(language))
+        skipped = [r.removeprefix("pass_") for r in every if r not in applied]
+        lines.append(f"| {language} | {int(docs):,} | {100 * docs / counts.sum():.1f}% | {len(applied)} of {len(every)} "
+                     f"| {', '.join(skipped) or '-'} |")
+    return lines + [""]
 
 
 def constraint_lines(spec: MixtureSpec, result: MixtureResult) -> list[str]:

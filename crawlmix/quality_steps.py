@@ -22,6 +22,7 @@ from crawlmix.quality import (
     all_rule_columns,
     combine_quality,
     heuristic_signals,
+    identify_languages,
     load_reference_texts,
 )
 from crawlmix.storage import Storage
@@ -98,7 +99,10 @@ def score_shard(
     classifier: QualityClassifier | None,
     thresholds: HeuristicThresholds,
 ) -> pd.DataFrame:
-    signals = heuristic_signals(texts, thresholds)
+    languages, language_scores = identify_languages(texts)
+    signals = heuristic_signals(texts, thresholds, languages)
+    signals.insert(0, "language", languages)
+    signals.insert(1, "language_score", language_scores)
     probability = classifier.predict(vectors) if classifier is not None and vectors is not None else None
     signals["classifier_prob"] = probability if probability is not None else np.nan
     signals["quality"] = combine_quality(signals, probability)
@@ -129,6 +133,17 @@ def quality_by_cluster(scores: pd.DataFrame, levels: int) -> tuple[list[dict], l
                     "n": len(group), "removed": int((~group[rule]).sum()),
                 })
     return by_cluster, impact
+
+
+def language_by_cluster(scores: pd.DataFrame, levels: int) -> list[dict]:
+    """Documents per language in each cluster at every level, with their mean language score."""
+    rows = []
+    for level in range(1, levels + 1):
+        grouped = scores.groupby([f"cluster_l{level}", "language"])["language_score"]
+        for (cluster, language), group in grouped:
+            rows.append({"level": level, "cluster_id": int(cluster), "language": str(language),
+                         "n": len(group), "mean_language_score": float(group.mean())})
+    return rows
 
 
 def scores_table(doc_ids: Sequence[str], scores: pd.DataFrame, duplicates: set[str]) -> pa.Table:

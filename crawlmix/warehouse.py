@@ -172,6 +172,20 @@ quality_by_cluster = sa.Table(
 )
 register_table(quality_by_cluster)
 
+language_by_cluster = sa.Table(
+    "language_by_cluster",
+    METADATA,
+    sa.Column("snapshot", sa.String, primary_key=True),
+    sa.Column("shard", sa.String, primary_key=True),
+    sa.Column("centroid_version", sa.String, primary_key=True),
+    sa.Column("level", sa.Integer, primary_key=True),
+    sa.Column("cluster_id", sa.Integer, primary_key=True),
+    sa.Column("language", sa.String, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("mean_language_score", sa.Double, nullable=False),
+)
+register_table(language_by_cluster)
+
 filter_impact = sa.Table(
     "filter_impact",
     METADATA,

@@ -26,6 +26,7 @@ from crawlmix.quality_steps import (
     bundled_reference_path,
     duplicate_ids,
     file_digest,
+    language_by_cluster,
     quality_by_cluster,
     score_shard,
     scores_table,
@@ -38,7 +39,7 @@ from curation_assets.gates import aligned_with, combined, gate_result, table_fac
 from curation_assets.partitions import SNAPSHOT_DIM, split_partition_key
 from resources import EmbedderResource, StorageResource, WarehouseResource
 
-QUALITY_CODE_VERSION = "quality_scores-1"
+QUALITY_CODE_VERSION = "quality_scores-2"
 
 
 class QualityConfig(Config):
@@ -84,10 +85,12 @@ def build_quality(partitions_def, shard_keys, warehouse_pool: str | None = None)
         owners=OWNERS,
         code_version=QUALITY_CODE_VERSION,
         description=(
-            "Per document: Gopher/C4/FineWeb heuristic signals with a pass flag per rule and per family, "
+            "Per document: its language and the identifier's confidence (fastText lid.176), "
+            "Gopher/C4/FineWeb heuristic signals with a pass flag per rule and per family (a rule not "
+            "made for the document's language passes it), "
             "the embedding classifier's probability of looking like the reference set, the final "
             "`quality` in [0, 1] (formula in crawlmix/quality/score.py) and `is_semantic_duplicate`. "
-            "Quality by cluster and each rule's removal share per cluster go to the warehouse."
+            "Quality, languages and each rule's removal share per cluster go to the warehouse."
         ),
     )
     def quality_scores(
@@ -126,11 +129,14 @@ def build_quality(partitions_def, shard_keys, warehouse_pool: str | None = None)
         level_columns = [c for c in labels.columns if c.startswith("cluster_l")]
         joined = pd.concat([scores.reset_index(drop=True), labels[level_columns].reset_index(drop=True)], axis=1)
         by_cluster, impact = quality_by_cluster(joined, len(level_columns))
+        languages = language_by_cluster(joined, len(level_columns))
         partition = {"snapshot": snapshot, "shard": shard}
         version = labels["centroid_version"].iloc[0] if len(labels) else ""
         wh = warehouse.get_warehouse()
         wh.replace_partition("quality_by_cluster", partition, [{**partition, "centroid_version": version, **r} for r in by_cluster])
         wh.replace_partition("filter_impact", partition, [{**partition, "centroid_version": version, **r} for r in impact])
+        wh.replace_partition("language_by_cluster", partition,
+                             [{**partition, "centroid_version": version, **r} for r in languages])
 
         pass_rates = {c: round(float(scores[c].mean()), 4) for c in FAMILY_COLUMNS} if len(scores) else {}
         return MaterializeResult(
@@ -140,6 +146,7 @@ def build_quality(partitions_def, shard_keys, warehouse_pool: str | None = None)
                 "sha256": written.sha256,
                 "mean_quality": round(float(scores["quality"].mean()), 4) if len(scores) else 0.0,
                 "pass_rates": MetadataValue.json(pass_rates),
+                "languages": MetadataValue.json(scores["language"].value_counts().head(20).to_dict()),
                 "semantic_duplicates": int(table.column("is_semantic_duplicate").to_numpy().sum()),
                 "classifier": classifier_note,
                 "classifier_version": classifier.version if classifier else "none",
@@ -158,7 +165,7 @@ def build_quality(partitions_def, shard_keys, warehouse_pool: str | None = None)
         blocking=True,
         partitions_def=partitions_def,
         name="expectations",
-        description="Scores in [0, 1], no nulls, one row per raw_corpus document in the same order; pass rates reported.",
+        description="Scores and language scores in [0, 1], no nulls, one row per raw_corpus document in the same order; pass rates reported.",
     )
     def quality_scores_expectations(context: AssetCheckExecutionContext, storage: StorageResource) -> AssetCheckResult:
         snapshot, shard = split_partition_key(context.partition_key)
@@ -213,6 +220,8 @@ def judge_scores(scores: pd.DataFrame, raw_ids: list[str]) -> SuiteOutcome:
             gxe.ExpectColumnValuesToNotBeNull(column="quality"),
             gxe.ExpectColumnValuesToBeBetween(column="quality", min_value=0.0, max_value=1.0),
             gxe.ExpectColumnValuesToNotBeNull(column="is_semantic_duplicate"),
+            gxe.ExpectColumnValuesToNotBeNull(column="language"),
+            gxe.ExpectColumnValuesToBeBetween(column="language_score", min_value=0.0, max_value=1.0),
             *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in FAMILY_COLUMNS],
         ]),
     )

@@ -100,7 +100,7 @@ MONDAY = datetime.datetime(2027, 1, 4, tzinfo=datetime.timezone.utc)  # the rebu
 SHARDS = ("000", "001")
 # The dbt report models that read each asset's warehouse tables (dbt_project/models).
 LABEL_REPORTS = {"cluster_summary": {None}, "snapshot_drift": {None}, "mixture_composition_report": {None}}
-QUALITY_REPORTS = {"quality_by_cluster_report": {None}, "filter_impact_report": {None}}
+QUALITY_REPORTS = {"quality_by_cluster_report": {None}, "filter_impact_report": {None}, "language_report": {None}}
 
 
 def at(days: int, hours: int, minutes: int = 0) -> datetime.datetime:

@@ -50,7 +50,7 @@ def _seed(url: str) -> None:
     now = datetime.now(timezone.utc)
     for snap, top in TOP_DOCS.items():
         for shard in SHARDS:
-            sizes, quality, impact = [], [], []
+            sizes, quality, impact, languages = [], [], [], []
             for top_id, docs in top.items():
                 half = docs // 2  # split across the two shards
                 sizes.append(dict(snapshot=snap, shard=shard, centroid_version=V, level=2,
@@ -66,10 +66,16 @@ def _seed(url: str) -> None:
                                     pass_all_rate=mq))
                 impact.append(dict(snapshot=snap, shard=shard, centroid_version=V, level=2,
                                    cluster_id=top_id, rule="gopher", n=n, removed=n // 2))
+                # every shard: per top cluster 8 English and 2 German documents; one leaf each
+                for level, cluster in ((2, top_id), (1, 2 * top_id)):
+                    languages += [dict(snapshot=snap, shard=shard, centroid_version=V, level=level, cluster_id=cluster,
+                                       language=lang, n=n_lang, mean_language_score=score)
+                                  for lang, n_lang, score in (("en", 8, 0.9), ("de", 2, 0.6))]
             part = {"snapshot": snap, "shard": shard}
             wh.replace_partition("cluster_shard_sizes", part, sizes)
             wh.replace_partition("quality_by_cluster", part, quality)
             wh.replace_partition("filter_impact", part, impact)
+            wh.replace_partition("language_by_cluster", part, languages)
             wh.replace_partition("snapshot_shard_stats", part, [dict(
                 snapshot=snap, shard=shard, n_input_files=1, n_records=10, n_docs=10,
                 n_exact_duplicates=0, n_quarantined=0, input_bytes=1, output_bytes=1,
@@ -94,7 +100,7 @@ def _run_and_check(url: str) -> None:
     assert not failed, failed
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     for name in ("cluster_summary", "snapshot_drift", "quality_by_cluster_report",
-                 "filter_impact_report", "mixture_composition_report"):
+                 "filter_impact_report", "language_report", "mixture_composition_report"):
         assert AssetKey(name) in materialized
 
     wh = Warehouse(url)
@@ -118,6 +124,13 @@ def _run_and_check(url: str) -> None:
     impact = wh.read_frame("select * from filter_impact_report")
     assert len(impact) == 4 and (impact.removed == 20).all()
     assert impact.removed_fraction.tolist() == pytest.approx([0.5] * 4)
+
+    languages = wh.read_frame("select * from language_report where level = 2 order by snapshot, cluster_id, language")
+    assert len(languages) == 2 * 2 * 2  # snapshots x top clusters x languages
+    german = languages[languages.language == "de"]
+    assert (german.docs == 4).all() and german.cluster_share.tolist() == pytest.approx([0.2] * 4)
+    assert german.snapshot_share.tolist() == pytest.approx([0.2] * 4)
+    assert german.mean_language_score.tolist() == pytest.approx([0.6] * 4) and set(german.name) == {"top-0", "top-1"}
 
     mix = wh.read_frame("select * from mixture_composition_report order by cluster_id")
     assert mix.version.tolist() == ["b-new", "b-new"] and mix.docs.tolist() == [30, 10]
@@ -152,6 +165,7 @@ def test_reports_lineage_and_checks():
     assert AssetKey("cluster_summary") in deps["snapshot_drift"]
     assert AssetKey("quality_scores") in deps["quality_by_cluster_report"]
     assert AssetKey("quality_scores") in deps["filter_impact_report"]
+    assert AssetKey("quality_scores") in deps["language_report"]
     assert AssetKey("final_mixtures") in deps["mixture_composition_report"]
     assert {spec.group_name for spec in dbt_defs.specs_by_key.values()} == {"reports"}
     assert {c.asset_key.path[-1] for c in dbt_defs.check_specs} >= set(deps)

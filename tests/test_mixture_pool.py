@@ -21,8 +21,10 @@ from crawlmix.tables import write_table
 VERSION = "c" * 64
 
 
-def write_shard(store, snapshot: str, shard: str, docs: list[tuple[str, int, int, str]]) -> None:
-    """docs: (doc_id, top cluster, n_chars, text)."""
+def write_shard(store, snapshot: str, shard: str, docs: list[tuple[str, int, int, str]],
+                languages: list[tuple[str, float]] | None = None) -> None:
+    """docs: (doc_id, top cluster, n_chars, text); languages: (code, score) per doc, default English."""
+    languages = languages or [("en", 0.99)] * len(docs)
     ids = [d[0] for d in docs]
     top = np.array([d[1] for d in docs], dtype=np.int32)
     labels = pa.table({"doc_id": pa.array(ids, pa.string()), "cluster_l1": pa.array(top * 2, pa.int32()),
@@ -30,6 +32,8 @@ def write_shard(store, snapshot: str, shard: str, docs: list[tuple[str, int, int
                        "centroid_version": pa.array([VERSION] * len(ids), pa.string())})
     write_table(store, store.key("cluster_labels", snapshot, shard, "parquet"), labels, {"centroid_version": VERSION})
     scores = pa.table({"doc_id": pa.array(ids, pa.string()), "quality": pa.array(np.full(len(ids), 0.8)),
+                       "language": pa.array([code for code, _ in languages], pa.string()),
+                       "language_score": pa.array([score for _, score in languages], pa.float32()),
                        "is_semantic_duplicate": pa.array([False] * len(ids))})
     write_table(store, store.key("quality_scores", snapshot, shard, "parquet"), scores, {})
     raw = pa.table({"doc_id": pa.array(ids, pa.string()), "url": pa.array([f"https://x/{i}" for i in ids], pa.string()),
@@ -118,3 +122,43 @@ def test_written_mixture_applies_the_cut_and_states_its_constraints(three_snapsh
     assert "## Constraints" in card and "max_repeats: 1" in card and "5,250 tokens" in card
     assert "cut at the boundary: 1 document" in card and "exact copies never selected" in card
     assert pd.read_parquet(root / written.manifest_key)["n_tokens_used"].sum() == 5_250
+
+
+def test_language_filters_keep_only_the_named_languages_and_the_card_says_which_rules_applied(tmp_path):
+    store = LocalStorage(str(tmp_path / "storage"))
+    text = "word " * 400
+    docs = [(f"d{i}", i % 2, 2000, text) for i in range(12)]
+    languages = [("en", 0.99)] * 4 + [("de", 0.97)] * 4 + [("de", 0.4)] * 2 + [("ja", 0.99)] * 2
+    write_shard(store, "s1", "000", docs, languages)
+    write_dedup(store, "s1", [])
+    pool = build_pool(store, [("s1", "000")], SimpleNamespace(version=VERSION))
+    assert pool["language"].tolist() == [code for code, _ in languages]
+    spec = parse_mixture_spec({"name": "german", "policy": "weighted", "size": {"documents": 4},
+                               "filters": {"languages": ["de", "ja"], "min_language_score": 0.65}})
+    assert spec.filters.languages == ("de", "ja") and spec.to_dict()["filters"]["languages"] == ["de", "ja"]
+    res = build_mixture(pool, spec)
+    chosen = pool.set_index("doc_id").loc[res.selection["doc_id"]]
+    assert set(chosen["language"]) <= {"de", "ja"} and (chosen["language_score"] >= 0.65).all()
+    assert res.filtered_out["languages"] == 4 and res.filtered_out["min_language_score"] == 2
+    centroids = SimpleNamespace(version=VERSION, tree=SimpleNamespace(levels=2, config=SimpleNamespace(ks=[4, 2])),
+                                names=[{}, {0: "0_a", 1: "1_b"}])
+    written = write_mixture(store, spec, res, centroids, {"model_id": "m", "weights_hash": "w", "embedding_version": "e"})
+    card = (tmp_path / "storage" / written.card_key).read_text()
+    assert "languages: de, ja; minimum language score 0.65" in card
+    assert "- languages: 4 documents removed" in card and "- min_language_score: 2 documents removed" in card
+    assert "## Languages and the quality rules applied" in card
+    german = next(line for line in card.splitlines() if line.startswith("| de |"))
+    assert "14 of 16" in german and "gopher_stop_words" in german and "gopher_mean_word_len" in german
+    if "| ja |" in card:
+        japanese = next(line for line in card.splitlines() if line.startswith("| ja |"))
+        assert "9 of 16" in japanese and "c4_min_sentences" in japanese
+
+
+@pytest.mark.parametrize("languages, message", [("en", "must be a list"), (["english"], "not a language code"),
+                                                ([3], "string")])
+def test_language_filter_refuses_what_is_not_a_list_of_codes(languages, message):
+    from crawlmix.mixture import MixtureSpecError
+
+    with pytest.raises(MixtureSpecError, match=message):
+        parse_mixture_spec({"name": "x", "policy": "weighted", "size": {"documents": 4},
+                            "filters": {"languages": languages}})

@@ -81,10 +81,13 @@ def test_quality_scores_are_in_range_aligned_and_aggregated(world):
         assert list(scores["doc_id"]) == raw.column("doc_id").to_pylist()
         assert scores["quality"].between(0, 1).all() and scores["classifier_prob"].notna().all()
         assert {"pass_gopher", "pass_c4", "pass_fineweb", "is_semantic_duplicate"} <= set(scores.columns)
+        assert (scores["language"] == "en").all() and scores["language_score"].between(0.5, 1).all()
     meta = instance.get_latest_materialization_event(AssetKey("quality_scores")).asset_materialization.metadata
-    assert "fit on" in meta["classifier"].value
+    assert "fit on" in meta["classifier"].value and set(meta["languages"].value) == {"en"}
     warehouse = Warehouse(settings.warehouse_url)
     assert warehouse.count("quality_by_cluster") > 0
+    languages = warehouse.read_frame("SELECT language, SUM(n) AS n FROM language_by_cluster WHERE level = 1 GROUP BY language")
+    assert languages.set_index("language")["n"].to_dict() == {"en": 20}  # every document once, at level 1
     impact = warehouse.read_frame("SELECT rule, SUM(removed) AS removed, SUM(n) AS n FROM filter_impact WHERE level = 1 GROUP BY rule")
     assert set(impact["n"]) == {20}
 
@@ -218,3 +221,5 @@ def test_scores_gate_passes_an_empty_shard_and_fails_documents_left_unscored():
     assert not unscored.success and "n_scores" in unscored.describe_failures()
     one = scores_table(["doc-1"], score_shard(["A plain sentence of text."], None, None, HeuristicThresholds()), set()).to_pandas()
     assert judge_scores(one, ["doc-1"]).success and not judge_scores(one, ["doc-2"]).success
+    broken = one.assign(language_score=1.5)
+    assert not judge_scores(broken, ["doc-1"]).success and "language_score" in judge_scores(broken, ["doc-1"]).describe_failures()

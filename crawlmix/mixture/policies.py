@@ -153,9 +153,10 @@ def _one_per_group(pool: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
 
 def apply_filters(pool: pd.DataFrame, spec: MixtureSpec, keywords_by_cluster: Any = None,
                   names: Any = None) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Scope, ``min_quality``, exact copies (always), removed semantic duplicates (unless the spec
-    keeps them), excluded clusters (ids or name keywords), then one document per duplicate group,
-    in that order; returns the kept rows and how many each filter removed."""
+    """Scope, ``min_quality``, ``languages`` and ``min_language_score`` (when the spec names them),
+    exact copies (always), removed semantic duplicates (unless the spec keeps them), excluded
+    clusters (ids or name keywords), then one document per duplicate group, in that order; returns
+    the kept rows and how many each filter removed."""
     keep = np.ones(len(pool), dtype=bool)
     counts: dict[str, int] = {}
 
@@ -171,6 +172,11 @@ def apply_filters(pool: pd.DataFrame, spec: MixtureSpec, keywords_by_cluster: An
         counts["scope"] = 0
     q = pool["quality"].to_numpy(dtype=np.float64)
     step("min_quality", ~(q < spec.filters.min_quality) if spec.filters.min_quality > 0 else np.ones(len(pool), bool))
+    if spec.filters.languages:
+        step("languages", pool["language"].isin(list(spec.filters.languages)).to_numpy())
+    if spec.filters.min_language_score > 0:
+        score = pool["language_score"].to_numpy(dtype=np.float64)
+        step("min_language_score", ~(score < spec.filters.min_language_score))
     exact, semantic = _removed_by_dedup(pool)
     step("exact_duplicates", ~exact)
     if spec.filters.drop_semantic_duplicates:
@@ -501,7 +507,7 @@ def _converge(fill: _Fill, units: np.ndarray, target: int, unit: str, name: str)
 
 def _selection(pool: pd.DataFrame, reps: np.ndarray, used: np.ndarray | None = None) -> pd.DataFrame:
     cols = ["doc_id", "snapshot", "shard", *cluster_columns(pool), "quality"]
-    cols += [c for c in ("n_tokens",) if c in pool.columns]
+    cols += [c for c in ("language", "language_score", "n_tokens") if c in pool.columns]
     cols = [c for c in cols if c in pool.columns]
     m = reps > 0
     sel = pool.loc[m, cols].reset_index(drop=True)

@@ -9,6 +9,8 @@ File layout (a top-level ``mixtures:`` list, or a bare list)::
           min_quality: 0.3
           drop_semantic_duplicates: true
           exclude_clusters: [{level: 1, id: 17}, "casino"]   # id at a level, or a name keyword
+          languages: [en, de]         # identified languages to keep; omitted = all
+          min_language_score: 0.65    # least identifier confidence
         size: {documents: 1000000}    # or {tokens: 2.0e9}, {documents_fraction: 0.5},
                                       #    {tokens: 2.0e9, at_most_fraction: 0.8}
         policy: balanced              # balanced | weighted | quality_topk | search
@@ -76,6 +78,8 @@ class Filters:
     min_quality: float = 0.0
     drop_semantic_duplicates: bool = True
     exclude_clusters: tuple[ClusterRef | str, ...] = ()
+    languages: tuple[str, ...] = ()  # language codes to keep (quality_scores' `language`); empty = all
+    min_language_score: float = 0.0  # least identifier confidence for a kept document
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,8 @@ class MixtureSpec:
                     c if isinstance(c, str) else {"level": c.level, "id": c.id}
                     for c in self.filters.exclude_clusters
                 ],
+                "languages": list(self.filters.languages),
+                "min_language_score": self.filters.min_language_score,
             },
             "size": size,
             "policy": self.policy,
@@ -439,7 +445,12 @@ def parse_mixture_spec(d: Any, index: int = 0) -> MixtureSpec:
         if len(set(scope)) != len(scope):
             raise MixtureSpecError(f"{w('scope')}: lists a snapshot twice")
 
-    f = _map(d.get("filters") or {}, w("filters"), ("min_quality", "drop_semantic_duplicates", "exclude_clusters"))
+    f = _map(d.get("filters") or {}, w("filters"),
+             ("min_quality", "drop_semantic_duplicates", "exclude_clusters", "languages", "min_language_score"))
+    languages = f.get("languages") or []
+    if not isinstance(languages, list):
+        raise MixtureSpecError(f"{w('filters.languages')}: must be a list of language codes, e.g. [en, de]")
+    languages = tuple(_language(x, w(f"filters.languages[{i}]")) for i, x in enumerate(languages))
     excl = f.get("exclude_clusters") or []
     if not isinstance(excl, list):
         raise MixtureSpecError(f"{w('filters.exclude_clusters')}: must be a list")
@@ -455,6 +466,8 @@ def parse_mixture_spec(d: Any, index: int = 0) -> MixtureSpec:
         min_quality=_float(f.get("min_quality", 0.0), w("filters.min_quality"), lo=0.0, hi=1.0),
         drop_semantic_duplicates=_bool(f.get("drop_semantic_duplicates", True), w("filters.drop_semantic_duplicates")),
         exclude_clusters=tuple(refs),
+        languages=tuple(dict.fromkeys(languages)),
+        min_language_score=_float(f.get("min_language_score", 0.0), w("filters.min_language_score"), lo=0.0, hi=1.0),
     )
 
     policy = _str(d["policy"], w("policy"), POLICIES)
@@ -469,6 +482,17 @@ def parse_mixture_spec(d: Any, index: int = 0) -> MixtureSpec:
         raise MixtureSpecError(f"{w('formats')}: must include 'parquet' (the manifest format)")
     return MixtureSpec(name=name, size=size, policy=policy, scope=scope, filters=filters,
                        options=options, seed=seed, formats=tuple(dict.fromkeys(fm)))
+
+
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+
+
+def _language(value: Any, where: str) -> str:
+    code = _str(value, where).strip().lower()
+    if not _LANGUAGE_CODE.match(code):
+        raise MixtureSpecError(f"{where}: {value!r} is not a language code (ISO 639-1 like en, de, zh; "
+                               "three letters where none exists)")
+    return code
 
 
 def parse_mixture_specs(doc: Any, source: str = "<specs>") -> list[MixtureSpec]:

@@ -1,5 +1,6 @@
-"""Document quality: heuristic rules (Gopher/C4/FineWeb), an embedding classifier against a
-reference set (CCNet/DCLM idea), and the final combined score. Pure Python, no Dagster."""
+"""Document quality: language identification, heuristic rules (Gopher/C4/FineWeb) applied by
+language, an embedding classifier against a reference set (CCNet/DCLM idea), and the final
+combined score. Pure Python, no Dagster."""
 
 from crawlmix.quality.classifier import (
     REFERENCE_SET_PATH,
@@ -12,8 +13,11 @@ from crawlmix.quality.heuristics import (
     HeuristicThresholds,
     all_rule_columns,
     heuristic_signals,
+    rule_applies,
     rule_columns,
+    rules_applied,
 )
+from crawlmix.quality.language import UNDETERMINED, identify_languages
 from crawlmix.quality.score import QualityWeights, combine_quality, heuristic_score
 
 __all__ = [
@@ -28,5 +32,9 @@ __all__ = [
     "heuristic_score",
     "heuristic_signals",
     "load_reference_texts",
+    "identify_languages",
+    "rule_applies",
     "rule_columns",
+    "rules_applied",
+    "UNDETERMINED",
 ]

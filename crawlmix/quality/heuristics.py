@@ -9,6 +9,11 @@ with numeric signal columns and boolean ``pass_*`` flags:
 
 Each rule belongs to exactly one family, so per-rule removal fractions add up cleanly.
 
+Rules are made for languages (``rule_applies``): Gopher's stop words and mean word length for
+English only; the rules counting whitespace words or Latin sentence punctuation not for languages
+written without spaces (Japanese, Chinese, Thai...). Given each text's language, a rule that was
+not made for it passes the text.
+
 Definitions used by the signals (all documented here once):
 
 * *words*: whitespace-separated tokens. For length, stop-word and n-gram signals a word is the
@@ -147,6 +152,33 @@ _RULES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Which languages a rule was made for (None: every language). Gopher's stop words and word-length
+# band are English figures (Rae et al. filtered English text). Rules that count whitespace words or
+# Latin sentence punctuation mean nothing for scripts written without spaces: there every text would
+# be "one word" and "no sentence".
+NO_SPACE_LANGUAGES = frozenset({"ja", "zh", "th", "lo", "km", "my", "bo", "wuu", "yue"})
+_ENGLISH_ONLY = ("pass_gopher_mean_word_len", "pass_gopher_stop_words")
+_SPACE_DELIMITED = ("pass_gopher_word_count", "pass_gopher_top_ngram", "pass_gopher_dup_ngram",
+                    "pass_c4_min_sentences", "pass_fineweb_line_punct")
+
+
+def rule_applies(rule: str, language: str | None) -> bool:
+    """Whether ``rule`` (a ``pass_*`` column) judges a document in ``language``; any rule applies
+    when the language is unknown (None or "und")."""
+    if language is None or language == "und":
+        return True
+    if rule in _ENGLISH_ONLY:
+        return language == "en"
+    if rule in _SPACE_DELIMITED:
+        return language not in NO_SPACE_LANGUAGES
+    return True
+
+
+def rules_applied(language: str | None) -> list[str]:
+    """The ``pass_*`` rule columns that judge documents in ``language``, in column order."""
+    return [rule for rule in all_rule_columns() if rule_applies(rule, language)]
+
+
 def rule_columns() -> dict[str, list[str]]:
     """Family -> its individual ``pass_*`` rule columns, in column order."""
     return {fam: [f"pass_{fam}_{r}" for r in rules] for fam, rules in _RULES.items()}
@@ -251,10 +283,13 @@ def _doc_signals(text: str, thr: HeuristicThresholds) -> tuple[dict[str, float],
 
 
 def heuristic_signals(texts: Sequence[str],
-                      thresholds: HeuristicThresholds = HeuristicThresholds()) -> pd.DataFrame:
+                      thresholds: HeuristicThresholds = HeuristicThresholds(),
+                      languages: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per text: the signal columns (``SIGNAL_COLUMNS``) and the ``pass_*`` flags.
 
-    ``None`` is treated as the empty string (and fails the word-count rule).
+    ``None`` is treated as the empty string (and fails the word-count rule). With ``languages``
+    (one code per text), a rule not made for a text's language (``rule_applies``) passes it: the
+    rule has nothing to say about that text, so it neither removes it nor lowers its quality.
     """
     thr = thresholds
     rows, top_ok, dup_ok = [], [], []
@@ -290,8 +325,14 @@ def heuristic_signals(texts: Sequence[str],
         "pass_fineweb_dup_line_chars": df.dup_line_char_frac < thr.max_dup_line_char_frac,
     }
     assert list(f) == all_rule_columns()
+    if languages is not None and len(languages) != len(df):
+        raise ValueError(f"{len(languages)} languages for {len(df)} texts")
     for name, col in f.items():
-        df[name] = col.astype(bool)
+        col = col.astype(bool)
+        if languages is not None:
+            exempt = np.fromiter((not rule_applies(name, lang) for lang in languages), bool, len(df))
+            col = col | exempt
+        df[name] = col
     for fam, cols in rule_columns().items():
         df[f"pass_{fam}"] = df[cols].all(axis=1) if len(df) else pd.Series(dtype=bool)
     df["pass_all"] = (df[[f"pass_{fam}" for fam in RULE_FAMILIES]].all(axis=1)
