@@ -37,6 +37,7 @@ FIELD_VARIABLES: dict[str, str] = {
     "s3_endpoint_url": "CRAWLMIX_S3_ENDPOINT_URL",
     "device": "CRAWLMIX_DEVICE",
     "mixtures_file": "CRAWLMIX_MIXTURES",
+    "url_blocklists": "CRAWLMIX_URL_BLOCKLISTS",
 }
 
 # CRAWLMIX_* variables that are not deployment settings but are read elsewhere: by one library
@@ -111,6 +112,7 @@ class Settings:
     s3_endpoint_url: str | None
     device: str = "auto"
     mixtures_file: str = ""
+    url_blocklists: tuple[str, ...] = ()
 
     @property
     def shard_keys(self) -> list[str]:
@@ -146,7 +148,26 @@ class Settings:
             s3_endpoint_url=endpoint,
             device=device,
             mixtures_file=_mixtures_file(env),
+            url_blocklists=_url_blocklists(env),
         )
+
+
+def _url_blocklists(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Comma-separated local files or folders; each must exist (a typo would filter nothing)."""
+    raw = _get(env, "CRAWLMIX_URL_BLOCKLISTS")
+    if raw is None:
+        return ()
+    _reject_control_characters("CRAWLMIX_URL_BLOCKLISTS", raw)
+    paths = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        path = Path(part).expanduser().resolve()
+        if not path.exists():
+            raise SettingsError(f"CRAWLMIX_URL_BLOCKLISTS names {part!r}, which does not exist (comma-separated "
+                                "domain-list files or UT1-style folders)")
+        paths.append(str(path))
+    return tuple(paths)
 
 
 def _mixtures_file(env: Mapping[str, str]) -> str:

@@ -59,7 +59,7 @@ def build_resources(settings: Settings) -> dict:
     s3 = S3Resource(**s3_options)
     warehouse_url = EnvVar("CRAWLMIX_WAREHOUSE_URL") if os.environ.get("CRAWLMIX_WAREHOUSE_URL") else settings.warehouse_url
     return {
-        "snapshots": SnapshotsResource(root=settings.snapshots_root, s3=s3),
+        "snapshots": SnapshotsResource(root=settings.snapshots_root, s3=s3, url_blocklists=list(settings.url_blocklists)),
         "storage": StorageResource(root=settings.storage_root, s3=s3),
         "warehouse": WarehouseResource(url=warehouse_url),
         "embedder": EmbedderResource(device=settings.device, work_root=str(settings.home / "work")),

@@ -25,6 +25,7 @@ from dagster import (
 from pydantic import Field
 
 from crawlmix.ingest import InputFileError, ReaderConfig, build_shard
+from crawlmix.ingest.records import POLICY_REASONS
 from crawlmix.settings import MAX_PARTITION_PAIRS
 from crawlmix.snapshots import shard_input
 from crawlmix.tables import read_table, table_file_metadata, write_table
@@ -67,7 +68,8 @@ class RawCorpusGateConfig(Config):
         default=0.3,
         ge=0.0,
         le=1.0,
-        description="fail when more than this share of a shard's records is quarantined (exact duplicates excluded)",
+        description="fail when more than this share of a shard's records is quarantined (exact duplicates and "
+        "blocked URLs excluded: they are removed by policy, not bad input)",
     )
     min_records_for_fraction: int = Field(
         default=20,
@@ -121,10 +123,13 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str], warehouse_pool: s
             )
 
         reader_config = config.reader_config()
+        blocklist = snapshots.get_url_blocklist()
         versions = {
             "code_version": RAW_CORPUS_CODE_VERSION,
             "config_hash": config_hash(reader_config, len(shard_keys)),
         }
+        # which URL lists (by content) decided: a changed list is visible in every file it made
+        lists = {name: digest[:16] for name, digest in sorted(blocklist.sources.items())} if blocklist else {}
         started = time.monotonic()
         try:
             result = build_shard(
@@ -134,6 +139,7 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str], warehouse_pool: s
                 shard,
                 reader_config,
                 progress=_progress_logger(context, len(plan.ranges)),
+                url_blocklist=blocklist,
             )
         except InputFileError as exc:
             raise RuntimeError(
@@ -143,6 +149,7 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str], warehouse_pool: s
         stats = result.stats
         file_meta = {
             **versions,
+            "url_blocklists": lists,
             "n_input_files": stats["n_input_files"],
             "n_ranges": stats["n_ranges"],
             "input_bytes": stats["input_bytes"],
@@ -176,6 +183,8 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str], warehouse_pool: s
                 "unsplittable_files": MetadataValue.json(plan.unsplittable_files),
                 "records": stats["n_records"],
                 "exact_duplicates_removed": stats["n_exact_duplicates"],
+                "blocked_urls_removed": stats["n_blocked_urls"],
+                "url_blocklists": MetadataValue.json(lists),
                 "quarantined": stats["n_quarantined"],
                 "quarantine_fraction": round(quarantine_fraction, 6),
                 "quarantine_by_reason": MetadataValue.json(dict(sorted(stats["quarantine_by_reason"].items()))),
@@ -213,7 +222,7 @@ def build_ingestion(partitions_def, shard_keys: Sequence[str], warehouse_pool: s
         meta = table_file_metadata(store, docs_key)
         n_records = int(meta.get("n_records", 0))
         quarantine = read_table(store, store.key("quarantine", snapshot, shard, "parquet"), columns=["reason"])
-        n_quarantined = sum(1 for r in quarantine.column("reason").to_pylist() if r != "exact_duplicate")
+        n_quarantined = sum(1 for r in quarantine.column("reason").to_pylist() if r not in POLICY_REASONS)
         quarantine_fraction = n_quarantined / n_records if n_records else 0.0
         judged_fraction = quarantine_fraction if n_records >= config.min_records_for_fraction else 0.0
 

@@ -6,16 +6,28 @@ from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
+from crawlmix.ingest.url_filter import UrlBlocklist
 from crawlmix.snapshots import SnapshotSource, snapshot_source_for
 
 
 class SnapshotsResource(ConfigurableResource):
-    """Where crawl snapshots land: `<root>/<snapshot id>/` with a `_SUCCESS` marker written last."""
+    """Where crawl snapshots land: `<root>/<snapshot id>/` with a `_SUCCESS` marker written last,
+    and the URL blocklists (local files or UT1-style folders) that keep pages out at ingestion."""
 
     root: str
     s3: S3Resource
+    url_blocklists: list[str] = []
 
     _source: SnapshotSource | None = PrivateAttr(default=None)
+    _blocklist: UrlBlocklist | None = PrivateAttr(default=None)
+
+    def get_url_blocklist(self) -> UrlBlocklist | None:
+        """The named lists, loaded once per process; None when none are named."""
+        if not self.url_blocklists:
+            return None
+        if self._blocklist is None:
+            self._blocklist = UrlBlocklist.load(list(self.url_blocklists))
+        return self._blocklist
 
     def get_source(self) -> SnapshotSource:
         if self._source is None:

@@ -56,6 +56,7 @@ def _invalid_settings(tmp_path: Path) -> dict[str, list[str]]:
         "CRAWLMIX_S3_ENDPOINT_URL": ["127.0.0.1:9000", "ftp://h", "http://h/path"],
         "CRAWLMIX_DEVICE": ["gpu", "cuda:x", "tpu"],
         "CRAWLMIX_MIXTURES": [str(tmp_path / "absent.yaml"), str(tmp_path)],
+        "CRAWLMIX_URL_BLOCKLISTS": [str(tmp_path / "absent.txt"), f"{a_file},{tmp_path / 'gone'}", "/x\x00y"],
     }
 
 
@@ -76,7 +77,7 @@ def test_each_invalid_value_is_refused_naming_its_variable(tmp_path):
                 Settings.from_env({"CRAWLMIX_HOME": str(tmp_path / "home"), name: value})
             assert name in str(err.value), (name, value, str(err.value))
             checked += 1
-    assert checked == 34
+    assert checked == 37
 
 
 def test_valid_values_of_every_variable_are_accepted(tmp_path):
@@ -93,11 +94,13 @@ def test_valid_values_of_every_variable_are_accepted(tmp_path):
         "CRAWLMIX_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
         "CRAWLMIX_DEVICE": "cuda:1",
         "CRAWLMIX_MIXTURES": str(mixtures),
+        "CRAWLMIX_URL_BLOCKLISTS": f"{mixtures}, {tmp_path}",
     }
     assert set(env) == set(FIELD_VARIABLES.values())
     settings = Settings.from_env(env)
     assert (settings.shards, settings.snapshots_per_tick, settings.device) == (16, 7, "cuda:1")
     assert settings.mixtures_file == str(mixtures.resolve())
+    assert settings.url_blocklists == (str(mixtures.resolve()), str(tmp_path.resolve()))
 
 
 def test_unknown_crawlmix_variable_is_an_error_with_a_suggestion(tmp_path):
@@ -170,6 +173,8 @@ INVALID_SPEC_FIELDS: dict[str, tuple[str, dict]] = {
     "filters.min_quality": ("balanced", {"filters": {"min_quality": 1.5}}),
     "filters.drop_semantic_duplicates": ("balanced", {"filters": {"drop_semantic_duplicates": "yes"}}),
     "filters.exclude_clusters": ("balanced", {"filters": {"exclude_clusters": [{"level": 0, "id": 1}]}}),
+    "filters.languages": ("balanced", {"filters": {"languages": ["English"]}}),
+    "filters.min_language_score": ("balanced", {"filters": {"min_language_score": 2}}),
     "size": ("balanced", {"size": {"documents": 10, "tokens": 10}}),
     "size.documents": ("balanced", {"size": {"documents": 0}}),
     "size.tokens": ("balanced", {"size": {"tokens": -5}}),

@@ -35,6 +35,12 @@ class QuarantineReason(str, Enum):
     MALFORMED_RECORD = "malformed_record"
     CORRUPT_FILE = "corrupt_file"  # Parquet: the file or a row group is unreadable; the detail names the rows lost
     EXACT_DUPLICATE = "exact_duplicate"
+    BLOCKED_URL = "blocked_url"  # on a URL blocklist the user named; the detail names the list and entry
+
+
+# Records removed by policy rather than for being bad input: they do not count towards the share of
+# a shard's records that the raw_corpus gate judges.
+POLICY_REASONS = frozenset({QuarantineReason.EXACT_DUPLICATE.value, QuarantineReason.BLOCKED_URL.value})
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import pyarrow as pa
 from crawlmix.ingest.extract import check_extractor
 from crawlmix.ingest.readers import read_records
 from crawlmix.ingest.records import (
+    POLICY_REASONS,
     Document,
     FileRange,
     InputFileError,
@@ -22,6 +23,7 @@ from crawlmix.ingest.records import (
     ReaderConfig,
 )
 from crawlmix.ingest.text import content_hash, count_words, make_doc_id
+from crawlmix.ingest.url_filter import UrlBlocklist
 
 DOCS_SCHEMA = pa.schema(
     [
@@ -72,6 +74,7 @@ def build_shard(
     shard: str,
     config: ReaderConfig,
     progress: Callable[[int], None] | None = None,
+    url_blocklist: UrlBlocklist | None = None,
 ) -> ShardResult:
     """Read the records of `ranges` in the given order into one shard's documents and quarantine.
 
@@ -80,11 +83,12 @@ def build_shard(
     become a document is quarantined with a reason; a later document with the content hash of an
     earlier one becomes an `exact_duplicate` row whose detail is the kept doc_id. Only an input
     that cannot be opened or read through raises (`InputFileError`). `progress`, when given, is
-    called with the number of records read so far, every 1000 records and once at the end.
+    called with the number of records read so far, every 1000 records and once at the end. A
+    document whose URL is on `url_blocklist` is quarantined as `blocked_url`, naming list and entry.
     """
     check_extractor(config.extractor)
     started = time.monotonic()
-    shard_table = _ShardTables(snapshot, shard)
+    shard_table = _ShardTables(snapshot, shard, url_blocklist)
     for file_range in ranges:
         for item in _range_records(file_range, open_input, config):
             shard_table.add(item, file_range.name)
@@ -120,9 +124,10 @@ def _range_records(
 class _ShardTables:
     """Column buffers for the shard's documents and quarantine, with exact dedup."""
 
-    def __init__(self, snapshot: str, shard: str):
+    def __init__(self, snapshot: str, shard: str, url_blocklist: UrlBlocklist | None = None):
         self._snapshot = snapshot
         self._shard = shard
+        self._blocklist = url_blocklist
         self._docs: dict[str, list] = {name: [] for name in DOCS_SCHEMA.names}
         self._quarantine: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA.names}
         self._kept_by_hash: dict[str, str] = {}
@@ -134,6 +139,11 @@ class _ShardTables:
         self.n_records += 1
         if isinstance(item, Quarantined):
             self._add_quarantined(item.source_file, item.source_offset, item.url, item.reason, item.detail)
+            return
+        blocked = self._blocklist.match(item.url) if self._blocklist is not None else None
+        if blocked is not None:
+            self._add_quarantined(item.source_file, item.source_offset, item.url,
+                                  QuarantineReason.BLOCKED_URL.value, blocked.describe())
             return
         chash = content_hash(item.text)
         kept = self._kept_by_hash.get(chash)
@@ -182,6 +192,7 @@ class _ShardTables:
 
     def stats(self, n_input_files: int, n_ranges: int, input_bytes: int, elapsed_s: float) -> dict:
         duplicate = QuarantineReason.EXACT_DUPLICATE.value
+        blocked = QuarantineReason.BLOCKED_URL.value
         by_reason = {reason: n for reason, n in sorted(self._reasons.items()) if reason != duplicate}
         return {
             "n_input_files": n_input_files,
@@ -189,7 +200,8 @@ class _ShardTables:
             "n_records": self.n_records,
             "n_docs": len(self._docs["doc_id"]),
             "n_exact_duplicates": self._reasons[duplicate],
-            "n_quarantined": sum(by_reason.values()),
+            "n_quarantined": sum(n for reason, n in by_reason.items() if reason not in POLICY_REASONS),
+            "n_blocked_urls": self._reasons[blocked],
             "quarantine_by_reason": by_reason,
             "input_bytes": input_bytes,
             "elapsed_s": round(elapsed_s, 3),
