@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ import pyarrow as pa
 
 from crawlmix.centroid_store import CentroidTree
 from crawlmix.mixture import MixtureResult, MixtureSpec, duplicate_groups, edges_frame
+from crawlmix.mixture.pii import PLACEHOLDERS, redact_texts
 from crawlmix.quality import all_rule_columns, rules_applied
 from crawlmix.storage import Storage
 from crawlmix.tables import (
@@ -115,6 +117,7 @@ class WrittenMixture:
     doc_keys: list[str]
     card_key: str
     composition: pd.DataFrame
+    pii_redacted: dict  # kind -> replacements, and "documents" with any
 
 
 def composition(selection: pd.DataFrame, centroids: CentroidTree) -> pd.DataFrame:
@@ -144,6 +147,10 @@ def write_mixture(
     write_table(store, manifest_key, pa.Table.from_pandas(manifest, preserve_index=False), meta)
 
     documents = _with_text(store, selection)
+    pii: Counter = Counter()
+    if spec.redact_pii and len(documents):
+        redacted, pii = redact_texts(documents["text"].tolist())
+        documents["text"] = redacted
     doc_keys = []
     for i, start in enumerate(range(0, max(len(documents), 1), DOCS_PER_FILE)):
         part = documents.iloc[start : start + DOCS_PER_FILE]
@@ -157,10 +164,10 @@ def write_mixture(
             doc_keys.append(jsonl_key)
     comp = composition(selection, centroids)
     card_key = f"{base}/{version}.card.md"
-    write_bytes_checked(store, card_key, data_card(spec, result, comp, centroids, version, provenance).encode())
+    write_bytes_checked(store, card_key, data_card(spec, result, comp, centroids, version, provenance, pii).encode())
     # What the gate and publication act on: the version just built, not yet the published one.
     write_bytes_checked(store, f"{base}/latest.json", json.dumps({"mixture": spec.name, "version": version}).encode())
-    return WrittenMixture(version, manifest_key, doc_keys, card_key, comp)
+    return WrittenMixture(version, manifest_key, doc_keys, card_key, comp, dict(pii))
 
 
 def _tokens_used(selection: pd.DataFrame) -> pd.Series:
@@ -190,7 +197,7 @@ def _with_text(store: Storage, selection: pd.DataFrame) -> pd.DataFrame:
 
 
 def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, centroids: CentroidTree,
-              version: str, provenance: dict) -> str:
+              version: str, provenance: dict, pii: Counter | None = None) -> str:
     selection = result.selection
     quality = selection["quality"].to_numpy()
     counts, edges = np.histogram(quality, bins=10, range=(0, 1))
@@ -227,6 +234,7 @@ def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, cent
         *[f"- {name}: {n:,} documents removed" for name, n in result.filtered_out.items()],
         "",
         *language_lines(selection),
+        *pii_lines(spec, pii or Counter()),
         "## Quality distribution of the selection",
         "",
         "| quality | docs |",
@@ -238,6 +246,16 @@ def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, cent
                   f"{result.details['n_evaluated']} candidates evaluated; best score {result.details['best_score']:.4f} "
                   f"in round {result.details['best_round']}."]
     return "\n".join(lines) + "\n"
+
+
+def pii_lines(spec: MixtureSpec, pii: Counter) -> list[str]:
+    if not spec.redact_pii:
+        return ["## Personal data", "", "- not redacted (`redact_pii: false`): the text is as crawled", ""]
+    kinds = ", ".join(f"{pii.get(kind, 0):,} {label}" for kind, label in (
+        ("email", "e-mail addresses"), ("ip_address", "public IP addresses"), ("phone", "phone numbers")))
+    return ["## Personal data", "",
+            f"- redacted in the exported text: {kinds}, in {pii.get('documents', 0):,} documents "
+            f"(placeholders {', '.join(PLACEHOLDERS.values())})", ""]
 
 
 def language_lines(selection: pd.DataFrame) -> list[str]:

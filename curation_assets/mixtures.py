@@ -35,7 +35,7 @@ from curation_assets.gates import gate_result
 from curation_assets.partitions import crawl_snapshots
 from resources import EmbedderResource, StorageResource, WarehouseResource
 
-MIXTURES_CODE_VERSION = "final_mixtures-1"
+MIXTURES_CODE_VERSION = "final_mixtures-2"
 
 
 def build_mixtures(specs, warehouse_pool: str | None = None):
@@ -127,6 +127,7 @@ def build_mixtures(specs, warehouse_pool: str | None = None):
                 "unit": result.unit,
                 "policy": spec.policy,
                 "filtered_out": MetadataValue.json(result.filtered_out),
+                "pii_redacted": MetadataValue.json(written.pii_redacted),
                 "composition": MetadataValue.md(_composition_md(written.composition)),
                 "composition_plot": MetadataValue.md(plots.png_markdown(plots.mixture_composition_png(
                     dict(zip(written.composition["cluster_id"].astype(int).tolist(), written.composition["share"].tolist())),

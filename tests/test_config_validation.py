@@ -174,6 +174,7 @@ INVALID_SPEC_FIELDS: dict[str, tuple[str, dict]] = {
     "filters.drop_semantic_duplicates": ("balanced", {"filters": {"drop_semantic_duplicates": "yes"}}),
     "filters.exclude_clusters": ("balanced", {"filters": {"exclude_clusters": [{"level": 0, "id": 1}]}}),
     "filters.languages": ("balanced", {"filters": {"languages": ["English"]}}),
+    "redact_pii": ("balanced", {"redact_pii": "sometimes"}),
     "filters.min_language_score": ("balanced", {"filters": {"min_language_score": 2}}),
     "size": ("balanced", {"size": {"documents": 10, "tokens": 10}}),
     "size.documents": ("balanced", {"size": {"documents": 0}}),

@@ -17,6 +17,7 @@ File layout (a top-level ``mixtures:`` list, or a bare list)::
         options: {within_leaf: random}
         seed: 0
         formats: [parquet]            # + jsonl.gz on request
+        redact_pii: true              # e-mails, public IPs, phone numbers -> <EMAIL>, <IP_ADDRESS>, <PHONE>
 
 Every error names the spec and the field (``mixture 'x': size.documents: ...``). Unknown fields are
 rejected, names are unique and restricted to ``[A-Za-z0-9._-]``. Levels are 1-based (level 1 =
@@ -143,6 +144,7 @@ class MixtureSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     formats: tuple[str, ...] = ("parquet",)
+    redact_pii: bool = True  # e-mail addresses, public IPs and phone numbers in exported text
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (round-trips through :func:`parse_mixture_spec`)."""
@@ -165,6 +167,7 @@ class MixtureSpec:
             "options": _plain(self.options),
             "seed": self.seed,
             "formats": list(self.formats),
+            "redact_pii": self.redact_pii,
         }
 
 
@@ -386,7 +389,7 @@ def _options(policy: str, v: Any, where: str) -> dict:
     return out
 
 
-_TOP_FIELDS = ("name", "scope", "filters", "size", "policy", "options", "seed", "formats")
+_TOP_FIELDS = ("name", "scope", "filters", "size", "policy", "options", "seed", "formats", "redact_pii")
 _SIZE_FORMS = ("documents", "tokens", "documents_fraction", "tokens_fraction")
 
 
@@ -481,7 +484,8 @@ def parse_mixture_spec(d: Any, index: int = 0) -> MixtureSpec:
     if "parquet" not in fm:
         raise MixtureSpecError(f"{w('formats')}: must include 'parquet' (the manifest format)")
     return MixtureSpec(name=name, size=size, policy=policy, scope=scope, filters=filters,
-                       options=options, seed=seed, formats=tuple(dict.fromkeys(fm)))
+                       options=options, seed=seed, formats=tuple(dict.fromkeys(fm)),
+                       redact_pii=_bool(d.get("redact_pii", True), w("redact_pii")))
 
 
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
