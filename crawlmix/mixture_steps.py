@@ -21,10 +21,15 @@ import pyarrow as pa
 
 from crawlmix.centroid_store import CentroidTree
 from crawlmix.mixture import MixtureResult, MixtureSpec, duplicate_groups, edges_frame
+from crawlmix.mixture.decontamination import EvalSetIndex, WordHashes, build_index, item_texts, set_version
 from crawlmix.mixture.pii import PLACEHOLDERS, redact_texts
+from crawlmix.mixture.spec import EvalSet
 from crawlmix.quality import all_rule_columns, rules_applied
 from crawlmix.storage import Storage
 from crawlmix.tables import (
+    checked_write,
+    open_npy,
+    read_bytes_verified,
     read_table,
     table_file_metadata,
     write_bytes_checked,
@@ -101,6 +106,53 @@ def build_pool(store: Storage, shards: Sequence[tuple[str, str]], centroids: Cen
     return pool
 
 
+def eval_set_index(store: Storage, spec_set: EvalSet, n: int) -> EvalSetIndex:
+    """The set's n-gram index: read from storage when this version of the file was indexed before
+    (`decontamination/<name>/<version>.npy` and `.json`), else built and stored."""
+    version = set_version(spec_set.path, spec_set.fields, n)
+    npy_key = store.key("decontamination", spec_set.name, version, "npy")
+    info_key = store.key("decontamination", spec_set.name, version, "json")
+    if store.exists(npy_key) and store.exists(info_key):
+        info = json.loads(read_bytes_verified(store, info_key))
+        with open_npy(store, npy_key) as hashes:
+            return EvalSetIndex(spec_set.name, version, n, np.array(hashes), info["items"], info["unchecked_items"])
+    index = build_index(spec_set.name, item_texts(spec_set.path, spec_set.fields), n, version)
+    with checked_write(store, npy_key) as pending, open(pending.path, "wb") as handle:
+        np.save(handle, index.hashes)
+    write_bytes_checked(store, info_key, json.dumps({
+        "name": index.name, "path": spec_set.path, "fields": list(spec_set.fields), "n": n,
+        "items": index.items, "unchecked_items": index.unchecked_items, "ngrams": int(len(index.hashes)),
+    }, sort_keys=True).encode())
+    return index
+
+
+def mark_contamination(store: Storage, pool: pd.DataFrame, spec: MixtureSpec) -> tuple[pd.DataFrame, list[dict]]:
+    """The pool with `contaminated_by` (comma-separated names of the evaluation sets a document
+    shares an n-gram with; "" for none) and one report row per set. Texts are read a shard at a
+    time; without sets in the spec the pool is returned as it is."""
+    sets = spec.decontamination.sets
+    if not sets:
+        return pool, []
+    indexes = [eval_set_index(store, s, spec.decontamination.ngram) for s in sets]
+    hits: dict[str, list[str]] = {}
+    word_hashes = WordHashes()
+    for (snapshot, shard), group in pool.groupby(["snapshot", "shard"], sort=True):
+        raw = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["doc_id", "text"])
+        wanted = set(group["doc_id"])
+        for doc_id, text in zip(raw.column("doc_id").to_pylist(), raw.column("text").to_pylist()):
+            if doc_id not in wanted or not text:
+                continue
+            matched = [index.name for index in indexes if index.contains_any(text, word_hashes)]
+            if matched:
+                hits[doc_id] = matched
+    pool = pool.assign(contaminated_by=[",".join(hits.get(d, ())) for d in pool["doc_id"]])
+    report = [{"name": index.name, "path": s.path, "version": index.version, "items": index.items,
+               "unchecked_items": index.unchecked_items, "ngrams": int(len(index.hashes)),
+               "documents": sum(index.name in names for names in hits.values())}
+              for s, index in zip(sets, indexes)]
+    return pool, report
+
+
 def mixture_version(spec: MixtureSpec, centroid_version: str, selection: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode())
@@ -137,6 +189,7 @@ def write_mixture(
     result: MixtureResult,
     centroids: CentroidTree,
     provenance: dict,
+    decontamination: Sequence[dict] = (),
 ) -> WrittenMixture:
     selection = result.selection.reset_index(drop=True)
     version = mixture_version(spec, centroids.version, selection)
@@ -164,7 +217,8 @@ def write_mixture(
             doc_keys.append(jsonl_key)
     comp = composition(selection, centroids)
     card_key = f"{base}/{version}.card.md"
-    write_bytes_checked(store, card_key, data_card(spec, result, comp, centroids, version, provenance, pii).encode())
+    write_bytes_checked(store, card_key, data_card(spec, result, comp, centroids, version, provenance, pii,
+                                                     decontamination).encode())
     # What the gate and publication act on: the version just built, not yet the published one.
     write_bytes_checked(store, f"{base}/latest.json", json.dumps({"mixture": spec.name, "version": version}).encode())
     return WrittenMixture(version, manifest_key, doc_keys, card_key, comp, dict(pii))
@@ -197,7 +251,8 @@ def _with_text(store: Storage, selection: pd.DataFrame) -> pd.DataFrame:
 
 
 def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, centroids: CentroidTree,
-              version: str, provenance: dict, pii: Counter | None = None) -> str:
+              version: str, provenance: dict, pii: Counter | None = None,
+              decontamination: Sequence[dict] = ()) -> str:
     selection = result.selection
     quality = selection["quality"].to_numpy()
     counts, edges = np.histogram(quality, bins=10, range=(0, 1))
@@ -235,6 +290,7 @@ def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, cent
         "",
         *language_lines(selection),
         *pii_lines(spec, pii or Counter()),
+        *decontamination_lines(spec, decontamination),
         "## Quality distribution of the selection",
         "",
         "| quality | docs |",
@@ -246,6 +302,19 @@ def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, cent
                   f"{result.details['n_evaluated']} candidates evaluated; best score {result.details['best_score']:.4f} "
                   f"in round {result.details['best_round']}."]
     return "\n".join(lines) + "\n"
+
+
+def decontamination_lines(spec: MixtureSpec, report: Sequence[dict]) -> list[str]:
+    if not report:
+        return []
+    lines = ["## Benchmark decontamination", "",
+             f"Documents sharing a run of {spec.decontamination.ngram} words with an item of these evaluation "
+             "sets are left out (words lower-cased, punctuation and line breaks ignored):", "",
+             "| set | version | items | items too short to check | documents in scope matched |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    lines += [f"| {r['name']} | {r['version']} | {r['items']:,} | {r['unchecked_items']:,} | {r['documents']:,} |"
+              for r in report]
+    return lines + [""]
 
 
 def pii_lines(spec: MixtureSpec, pii: Counter) -> list[str]:

@@ -26,7 +26,14 @@ from crawlmix.mixture import (
     plan_search,
     validate_against_corpus,
 )
-from crawlmix.mixture_steps import achieved_error, build_pool, publish, read_duplicate_edges, write_mixture
+from crawlmix.mixture_steps import (
+    achieved_error,
+    build_pool,
+    mark_contamination,
+    publish,
+    read_duplicate_edges,
+    write_mixture,
+)
 from crawlmix.quality import REFERENCE_SET_PATH, load_reference_texts
 from crawlmix.storage import stored_shards
 from crawlmix.tables import read_bytes_verified, read_table, table_file_metadata
@@ -75,6 +82,7 @@ def build_mixtures(specs, warehouse_pool: str | None = None):
         )
         snapshots = registered if spec.scope == "all" else list(spec.scope)
         pool = build_pool(store, stored_shards(store, "quality_scores", snapshots, "parquet"), centroids)
+        pool, decontamination = mark_contamination(store, pool, spec)
         evaluator = None
         if spec.policy == "search":
             evaluator = _search_evaluator(store, spec, pool, centroids)
@@ -99,7 +107,7 @@ def build_mixtures(specs, warehouse_pool: str | None = None):
         }
         if spec.policy == "search":
             provenance["max_share"] = result.details["max_share"]
-        written = write_mixture(store, spec, result, centroids, provenance)
+        written = write_mixture(store, spec, result, centroids, provenance, decontamination)
         wh = warehouse.get_warehouse()
         built_at = pd.Timestamp.now(tz="UTC").to_pydatetime()
         wh.replace_partition("mixture_composition", {"mixture": spec.name, "version": written.version}, [
@@ -128,6 +136,7 @@ def build_mixtures(specs, warehouse_pool: str | None = None):
                 "policy": spec.policy,
                 "filtered_out": MetadataValue.json(result.filtered_out),
                 "pii_redacted": MetadataValue.json(written.pii_redacted),
+                "decontamination": MetadataValue.json(decontamination),
                 "composition": MetadataValue.md(_composition_md(written.composition)),
                 "composition_plot": MetadataValue.md(plots.png_markdown(plots.mixture_composition_png(
                     dict(zip(written.composition["cluster_id"].astype(int).tolist(), written.composition["share"].tolist())),

@@ -175,6 +175,13 @@ INVALID_SPEC_FIELDS: dict[str, tuple[str, dict]] = {
     "filters.exclude_clusters": ("balanced", {"filters": {"exclude_clusters": [{"level": 0, "id": 1}]}}),
     "filters.languages": ("balanced", {"filters": {"languages": ["English"]}}),
     "redact_pii": ("balanced", {"redact_pii": "sometimes"}),
+    "decontamination": ("balanced", {"decontamination": ["squad"]}),
+    "decontamination.ngram": ("balanced", {"decontamination": {"ngram": 2, "sets": [{"name": "a", "path": __file__}]}}),
+    "decontamination.sets": ("balanced", {"decontamination": {"sets": []}}),
+    "decontamination.sets.name": ("balanced", {"decontamination": {"sets": [{"name": "a b", "path": __file__}]}}),
+    "decontamination.sets.path": ("balanced", {"decontamination": {"sets": [{"name": "a", "path": "/no/such.jsonl"}]}}),
+    "decontamination.sets.fields": ("balanced", {"decontamination": {"sets": [
+        {"name": "a", "path": str(REPO / "crawlmix" / "sample" / "evals" / "docs-qa.jsonl"), "fields": []}]}}),
     "filters.min_language_score": ("balanced", {"filters": {"min_language_score": 2}}),
     "size": ("balanced", {"size": {"documents": 10, "tokens": 10}}),
     "size.documents": ("balanced", {"size": {"documents": 0}}),
@@ -226,6 +233,8 @@ def _declared_spec_fields() -> set[str]:
     for policy, names in spec_module._POLICY_OPTIONS.items():
         paths |= {f"options.{policy}.{n}" for n in names}
     paths |= {f"options.search.evaluator.{n}" for n in EVALUATOR_FIELDS}
+    paths |= {f"decontamination.{f.name}" for f in dataclasses.fields(spec_module.Decontamination)}
+    paths |= {f"decontamination.sets.{f.name}" for f in dataclasses.fields(spec_module.EvalSet)}
     return paths
 
 

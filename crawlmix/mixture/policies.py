@@ -154,7 +154,7 @@ def _one_per_group(pool: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
 def apply_filters(pool: pd.DataFrame, spec: MixtureSpec, keywords_by_cluster: Any = None,
                   names: Any = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """Scope, ``min_quality``, ``languages`` and ``min_language_score`` (when the spec names them),
-    exact copies (always), removed semantic duplicates (unless the spec keeps them), excluded
+    documents sharing an n-gram with an evaluation set (``decontamination``), exact copies (always), removed semantic duplicates (unless the spec keeps them), excluded
     clusters (ids or name keywords), then one document per duplicate group, in that order; returns
     the kept rows and how many each filter removed."""
     keep = np.ones(len(pool), dtype=bool)
@@ -177,6 +177,11 @@ def apply_filters(pool: pd.DataFrame, spec: MixtureSpec, keywords_by_cluster: An
     if spec.filters.min_language_score > 0:
         score = pool["language_score"].to_numpy(dtype=np.float64)
         step("min_language_score", ~(score < spec.filters.min_language_score))
+    if spec.decontamination.sets:
+        if "contaminated_by" not in pool.columns:
+            raise ValueError("the spec names evaluation sets but the pool was not checked against them "
+                             "(crawlmix.mixture_steps.mark_contamination)")
+        step("decontamination", (pool["contaminated_by"] == "").to_numpy())
     exact, semantic = _removed_by_dedup(pool)
     step("exact_duplicates", ~exact)
     if spec.filters.drop_semantic_duplicates:

@@ -18,6 +18,10 @@ File layout (a top-level ``mixtures:`` list, or a bare list)::
         seed: 0
         formats: [parquet]            # + jsonl.gz on request
         redact_pii: true              # e-mails, public IPs, phone numbers -> <EMAIL>, <IP_ADDRESS>, <PHONE>
+        decontamination:              # drop documents sharing a 13-word run with an evaluation item
+          ngram: 13
+          sets: [{name: squad-dev, path: /data/evals/squad-dev.jsonl, fields: [question, context]}]
+                                      # a relative path is taken from the spec file's folder
 
 Every error names the spec and the field (``mixture 'x': size.documents: ...``). Unknown fields are
 rejected, names are unique and restricted to ``[A-Za-z0-9._-]``. Levels are 1-based (level 1 =
@@ -37,6 +41,8 @@ import yaml
 __all__ = [
     "ClusterRef",
     "DEFAULT_MAX_SHARE",
+    "Decontamination",
+    "EvalSet",
     "Filters",
     "MixtureSpec",
     "MixtureSpecError",
@@ -81,6 +87,21 @@ class Filters:
     exclude_clusters: tuple[ClusterRef | str, ...] = ()
     languages: tuple[str, ...] = ()  # language codes to keep (quality_scores' `language`); empty = all
     min_language_score: float = 0.0  # least identifier confidence for a kept document
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """An evaluation set to keep out of a mixture: a local JSONL or Parquet file, its text fields."""
+
+    name: str
+    path: str
+    fields: tuple[str, ...] = ("text",)
+
+
+@dataclass(frozen=True)
+class Decontamination:
+    ngram: int = 13
+    sets: tuple[EvalSet, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,11 +166,12 @@ class MixtureSpec:
     seed: int = 0
     formats: tuple[str, ...] = ("parquet",)
     redact_pii: bool = True  # e-mail addresses, public IPs and phone numbers in exported text
+    decontamination: Decontamination = field(default_factory=Decontamination)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (round-trips through :func:`parse_mixture_spec`)."""
         size = self.size.to_dict()
-        return {
+        out = {
             "name": self.name,
             "scope": self.scope if self.scope == "all" else list(self.scope),
             "filters": {
@@ -169,6 +191,12 @@ class MixtureSpec:
             "formats": list(self.formats),
             "redact_pii": self.redact_pii,
         }
+        if self.decontamination.sets:  # only then, so specs without sets keep their versions
+            out["decontamination"] = {
+                "ngram": self.decontamination.ngram,
+                "sets": [{"name": e.name, "path": e.path, "fields": list(e.fields)} for e in self.decontamination.sets],
+            }
+        return out
 
 
 def _plain(x: Any) -> Any:
@@ -389,7 +417,8 @@ def _options(policy: str, v: Any, where: str) -> dict:
     return out
 
 
-_TOP_FIELDS = ("name", "scope", "filters", "size", "policy", "options", "seed", "formats", "redact_pii")
+_TOP_FIELDS = ("name", "scope", "filters", "size", "policy", "options", "seed", "formats", "redact_pii",
+               "decontamination")
 _SIZE_FORMS = ("documents", "tokens", "documents_fraction", "tokens_fraction")
 
 
@@ -425,8 +454,10 @@ def _size(v: Any, w: Any, policy: str, options: Mapping[str, Any]) -> Size:
     return Size(unit, _int(s[form], w(f"size.{form}"), lo=1), tokenizer, at_most_fraction=at_most)
 
 
-def parse_mixture_spec(d: Any, index: int = 0) -> MixtureSpec:
-    """Validate one spec (a mapping) and return it. Raises :class:`MixtureSpecError`."""
+def parse_mixture_spec(d: Any, index: int = 0, base_dir: str | None = None) -> MixtureSpec:
+    """Validate one spec (a mapping) and return it. Raises :class:`MixtureSpecError`.
+    Relative evaluation-set paths are taken from ``base_dir`` (the spec file's folder) or the
+    working directory."""
     label = f"mixture #{index + 1}"
     if not isinstance(d, Mapping):
         raise MixtureSpecError(f"{label}: must be a mapping, got {type(d).__name__}")
@@ -485,7 +516,34 @@ def parse_mixture_spec(d: Any, index: int = 0) -> MixtureSpec:
         raise MixtureSpecError(f"{w('formats')}: must include 'parquet' (the manifest format)")
     return MixtureSpec(name=name, size=size, policy=policy, scope=scope, filters=filters,
                        options=options, seed=seed, formats=tuple(dict.fromkeys(fm)),
-                       redact_pii=_bool(d.get("redact_pii", True), w("redact_pii")))
+                       redact_pii=_bool(d.get("redact_pii", True), w("redact_pii")),
+                       decontamination=_decontamination(d.get("decontamination"), w, base_dir))
+
+
+def _decontamination(v: Any, w, base_dir: str | None) -> Decontamination:
+    if v is None:
+        return Decontamination()
+    d = _map(v, w("decontamination"), ("ngram", "sets"), ("sets",))
+    n = _int(d.get("ngram", 13), w("decontamination.ngram"), lo=5)
+    if not isinstance(d["sets"], list) or not d["sets"]:
+        raise MixtureSpecError(f"{w('decontamination.sets')}: must be a non-empty list of {{name, path, fields}}")
+    sets = []
+    for i, raw in enumerate(d["sets"]):
+        where = w(f"decontamination.sets[{i}]")
+        e = _map(raw, where, ("name", "path", "fields"), ("name", "path"))
+        name = _str(e["name"], f"{where}.name")
+        if not NAME_RE.match(name):
+            raise MixtureSpecError(f"{where}.name: {name!r} may hold only letters, digits, '.', '_' and '-'")
+        path = os.path.join(base_dir or os.getcwd(), os.path.expanduser(_str(e["path"], f"{where}.path")))
+        if not os.path.isfile(path) or not path.endswith((".jsonl", ".parquet")):
+            raise MixtureSpecError(f"{where}.path: {path!r} is not a .jsonl or .parquet file here")
+        fields = e.get("fields", ["text"])
+        if not isinstance(fields, list) or not fields:
+            raise MixtureSpecError(f"{where}.fields: must be a non-empty list of field names")
+        sets.append(EvalSet(name, os.path.abspath(path), tuple(_str(f, f"{where}.fields[{j}]") for j, f in enumerate(fields))))
+    if len({e.name for e in sets}) != len(sets):
+        raise MixtureSpecError(f"{w('decontamination.sets')}: names must be unique")
+    return Decontamination(n, tuple(sets))
 
 
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
@@ -499,7 +557,7 @@ def _language(value: Any, where: str) -> str:
     return code
 
 
-def parse_mixture_specs(doc: Any, source: str = "<specs>") -> list[MixtureSpec]:
+def parse_mixture_specs(doc: Any, source: str = "<specs>", base_dir: str | None = None) -> list[MixtureSpec]:
     if isinstance(doc, Mapping):
         bad = [k for k in doc if k != "mixtures"]
         if bad:
@@ -507,7 +565,7 @@ def parse_mixture_specs(doc: Any, source: str = "<specs>") -> list[MixtureSpec]:
         doc = doc.get("mixtures")
     if not isinstance(doc, list) or not doc:
         raise MixtureSpecError(f"{source}: mixtures: must be a non-empty list of mixture specs")
-    specs = [parse_mixture_spec(d, i) for i, d in enumerate(doc)]
+    specs = [parse_mixture_spec(d, i, base_dir) for i, d in enumerate(doc)]
     seen: set[str] = set()
     for sp in specs:
         if sp.name in seen:
@@ -523,7 +581,7 @@ def load_mixture_specs(path: str) -> list[MixtureSpec]:
             doc = yaml.safe_load(fh)
         except yaml.YAMLError as e:
             raise MixtureSpecError(f"{path}: not valid YAML: {e}") from e
-    return parse_mixture_specs(doc, source=str(path))
+    return parse_mixture_specs(doc, source=str(path), base_dir=os.path.dirname(os.path.abspath(path)))
 
 
 # ------------------------------------------------------------------------------------------------
