@@ -13,7 +13,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,9 @@ import pyarrow as pa
 from crawlmix.centroid_store import CentroidTree
 from crawlmix.mixture import MixtureResult, MixtureSpec, duplicate_groups, edges_frame
 from crawlmix.mixture.decontamination import EvalSetIndex, WordHashes, build_index, item_texts, set_version
+from crawlmix.mixture.export import end_of_document_id, training_order, write_hf_dataset, write_megatron
 from crawlmix.mixture.pii import PLACEHOLDERS, redact_texts
+from crawlmix.mixture.tokens import TokenizerRef, count_tokens, encode, load_tokenizer, prefix_chars, resolve_tokenizer
 from crawlmix.mixture.spec import EvalSet
 from crawlmix.quality import all_rule_columns, rules_applied
 from crawlmix.storage import Storage
@@ -170,6 +172,7 @@ class WrittenMixture:
     card_key: str
     composition: pd.DataFrame
     pii_redacted: dict  # kind -> replacements, and "documents" with any
+    exports: dict = field(default_factory=dict)  # training formats: format -> counts and keys
 
 
 def composition(selection: pd.DataFrame, centroids: CentroidTree) -> pd.DataFrame:
@@ -199,7 +202,8 @@ def write_mixture(
     manifest = selection.assign(centroid_version=centroids.version)
     write_table(store, manifest_key, pa.Table.from_pandas(manifest, preserve_index=False), meta)
 
-    documents = _with_text(store, selection)
+    tokenizer = resolve_tokenizer(spec.tokenizer) if spec.tokenizer else None
+    documents = _with_text(store, selection, tokenizer)
     pii: Counter = Counter()
     if spec.redact_pii and len(documents):
         redacted, pii = redact_texts(documents["text"].tolist())
@@ -215,13 +219,49 @@ def write_mixture(
             lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part.to_dict(orient="records"))
             write_bytes_checked(store, jsonl_key, gzip.compress(lines.encode(), mtime=0))
             doc_keys.append(jsonl_key)
+    exports = _training_exports(store, spec, documents, f"{base}/{version}", tokenizer)
+    doc_keys += [key for export in exports.values() for key in export["keys"]]
     comp = composition(selection, centroids)
     card_key = f"{base}/{version}.card.md"
     write_bytes_checked(store, card_key, data_card(spec, result, comp, centroids, version, provenance, pii,
-                                                     decontamination).encode())
+                                                     decontamination, tokenizer, exports).encode())
     # What the gate and publication act on: the version just built, not yet the published one.
     write_bytes_checked(store, f"{base}/latest.json", json.dumps({"mixture": spec.name, "version": version}).encode())
-    return WrittenMixture(version, manifest_key, doc_keys, card_key, comp, dict(pii))
+    return WrittenMixture(version, manifest_key, doc_keys, card_key, comp, dict(pii), exports)
+
+
+def _training_exports(store: Storage, spec: MixtureSpec, documents: pd.DataFrame, prefix: str,
+                      tokenizer: TokenizerRef | None) -> dict[str, dict]:
+    """The `megatron` and `hf_dataset` formats the spec asks for: one entry per copy, shuffled with
+    the spec's seed (crawlmix.mixture.export)."""
+    wanted = [f for f in ("megatron", "hf_dataset") if f in spec.formats]
+    if not wanted:
+        return {}
+    order = training_order(documents["repeats"].to_numpy(), spec.seed) if len(documents) else np.empty(0, np.int64)
+    copies = documents.iloc[order].reset_index(drop=True)
+    exports: dict[str, dict] = {}
+    if "megatron" in wanted:
+        ids = encode(tokenizer, copies["text"].tolist())
+        end_id, end_token = end_of_document_id(load_tokenizer(tokenizer))
+        if end_id is not None:
+            ids = [np.append(seq, end_id) for seq in ids]
+        with checked_write(store, f"{prefix}.megatron.bin") as bin_file, \
+                checked_write(store, f"{prefix}.megatron.idx") as idx_file:
+            info = write_megatron(bin_file.path, idx_file.path, ids, load_tokenizer(tokenizer).get_vocab_size())
+        exports["megatron"] = {**info, "end_of_document": end_token, "keys": [f"{prefix}.megatron.bin",
+                                                                               f"{prefix}.megatron.idx"]}
+    if "hf_dataset" in wanted:
+        import tempfile
+
+        columns = [c for c in ("doc_id", "text", "url", "snapshot", "language", "quality", "n_tokens") if c in copies]
+        with tempfile.TemporaryDirectory() as folder:
+            keys = []
+            for path in write_hf_dataset(folder, copies[columns]):
+                key = f"{prefix}.hf_dataset/{path.relative_to(folder).as_posix()}"
+                write_bytes_checked(store, key, path.read_bytes())
+                keys.append(key)
+        exports["hf_dataset"] = {"rows": int(len(copies)), "keys": keys}
+    return exports
 
 
 def _tokens_used(selection: pd.DataFrame) -> pd.Series:
@@ -229,15 +269,36 @@ def _tokens_used(selection: pd.DataFrame) -> pd.Series:
     return selection["n_tokens_used"] if "n_tokens_used" in selection.columns else selection["n_tokens"]
 
 
-def cut_text(text: str, n_tokens_used: int, n_tokens: int) -> str:
-    """The part of a document the mixture uses: the first `n_tokens_used` approximate tokens
-    (CHARS_PER_TOKEN characters each), the whole text when it is not cut."""
+def cut_text(text: str, n_tokens_used: int, n_tokens: int, tokenizer: TokenizerRef | None = None) -> str:
+    """The part of a document the mixture uses: its first `n_tokens_used` tokens (the tokenizer's,
+    or approximate ones of CHARS_PER_TOKEN characters), the whole text when it is not cut."""
     if n_tokens_used >= n_tokens or not isinstance(text, str):
         return text
+    if tokenizer is not None:
+        return text[: prefix_chars(tokenizer, text, max(1, n_tokens_used))]
     return text[: max(1, n_tokens_used) * CHARS_PER_TOKEN]
 
 
-def _with_text(store: Storage, selection: pd.DataFrame) -> pd.DataFrame:
+def exact_token_counts(store: Storage, pool: pd.DataFrame, tokenizer: TokenizerRef) -> pd.DataFrame:
+    """The pool with `n_tokens` counted by `tokenizer`. Counts are kept per shard and tokenizer
+    (`token_counts/<tokenizer digest>/<snapshot>/<shard>.parquet`, every document of the shard), so
+    each shard is tokenized once for all mixtures naming that tokenizer."""
+    counts: dict[str, int] = {}
+    for snapshot, shard in sorted(set(zip(pool["snapshot"], pool["shard"]))):
+        key = f"token_counts/{tokenizer.digest}/{snapshot}/{shard}.parquet"
+        if store.exists(key):
+            table = read_table(store, key)
+        else:
+            raw = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["doc_id", "text"])
+            n = count_tokens(tokenizer, raw.column("text").to_pylist())
+            table = pa.table({"doc_id": raw.column("doc_id"), "n_tokens": pa.array(n, pa.int64())})
+            write_table(store, key, table, {"tokenizer": tokenizer.path, "tokenizer_sha256": tokenizer.digest})
+        counts.update(zip(table.column("doc_id").to_pylist(), table.column("n_tokens").to_pylist()))
+    exact = np.asarray([counts[d] for d in pool["doc_id"]], dtype=np.int64)
+    return pool.assign(n_tokens=np.maximum(1, exact))
+
+
+def _with_text(store: Storage, selection: pd.DataFrame, tokenizer: TokenizerRef | None = None) -> pd.DataFrame:
     parts = []
     for (snapshot, shard), group in selection.groupby(["snapshot", "shard"], sort=True):
         raw = read_table(store, store.key("raw_corpus", snapshot, shard, "parquet"), columns=["doc_id", "url", "text"]).to_pandas()
@@ -245,14 +306,15 @@ def _with_text(store: Storage, selection: pd.DataFrame) -> pd.DataFrame:
     merged = pd.concat(parts, ignore_index=True) if parts else selection.assign(url=None, text=None)
     if "n_tokens_used" in merged.columns and len(merged):
         cut = merged["n_tokens_used"] < merged["n_tokens"]
-        merged.loc[cut, "text"] = [cut_text(t, int(u), int(n)) for t, u, n in
+        merged.loc[cut, "text"] = [cut_text(t, int(u), int(n), tokenizer) for t, u, n in
                                    merged.loc[cut, ["text", "n_tokens_used", "n_tokens"]].itertuples(index=False)]
     return merged.sort_values(["snapshot", "shard", "doc_id"]).reset_index(drop=True)
 
 
 def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, centroids: CentroidTree,
               version: str, provenance: dict, pii: Counter | None = None,
-              decontamination: Sequence[dict] = ()) -> str:
+              decontamination: Sequence[dict] = (), tokenizer: TokenizerRef | None = None,
+              exports: dict | None = None) -> str:
     selection = result.selection
     quality = selection["quality"].to_numpy()
     counts, edges = np.histogram(quality, bins=10, range=(0, 1))
@@ -289,6 +351,7 @@ def data_card(spec: MixtureSpec, result: MixtureResult, comp: pd.DataFrame, cent
         *[f"- {name}: {n:,} documents removed" for name, n in result.filtered_out.items()],
         "",
         *language_lines(selection),
+        *token_lines(tokenizer, exports or {}),
         *pii_lines(spec, pii or Counter()),
         *decontamination_lines(spec, decontamination),
         "## Quality distribution of the selection",
@@ -314,6 +377,22 @@ def decontamination_lines(spec: MixtureSpec, report: Sequence[dict]) -> list[str
              "| --- | --- | ---: | ---: | ---: |"]
     lines += [f"| {r['name']} | {r['version']} | {r['items']:,} | {r['unchecked_items']:,} | {r['documents']:,} |"
               for r in report]
+    return lines + [""]
+
+
+def token_lines(tokenizer: TokenizerRef | None, exports: dict) -> list[str]:
+    lines = ["## Tokens and training formats", ""]
+    lines.append(f"- tokens counted with {tokenizer.describe()} (its own tokens, no special tokens)" if tokenizer else
+                 f"- tokens are approximate: characters / {CHARS_PER_TOKEN} (no tokenizer named in the spec)")
+    if "megatron" in exports:
+        m = exports["megatron"]
+        lines.append(f"- Megatron-LM indexed dataset (`.megatron.bin` + `.idx`, {m['dtype']}): {m['sequences']:,} "
+                     f"documents, {m['tokens']:,} tokens, each document ending with "
+                     + (f"`{m['end_of_document']}`" if m["end_of_document"] else "no end-of-document token (the tokenizer has none)"))
+    if "hf_dataset" in exports:
+        lines.append(f"- Hugging Face datasets folder (`.hf_dataset/`, `load_from_disk`): {exports['hf_dataset']['rows']:,} rows")
+    if exports:
+        lines.append("- one entry per copy of a document, shuffled with the spec's seed")
     return lines + [""]
 
 

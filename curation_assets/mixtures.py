@@ -29,11 +29,13 @@ from crawlmix.mixture import (
 from crawlmix.mixture_steps import (
     achieved_error,
     build_pool,
+    exact_token_counts,
     mark_contamination,
     publish,
     read_duplicate_edges,
     write_mixture,
 )
+from crawlmix.mixture.tokens import resolve_tokenizer
 from crawlmix.quality import REFERENCE_SET_PATH, load_reference_texts
 from crawlmix.storage import stored_shards
 from crawlmix.tables import read_bytes_verified, read_table, table_file_metadata
@@ -82,6 +84,8 @@ def build_mixtures(specs, warehouse_pool: str | None = None):
         )
         snapshots = registered if spec.scope == "all" else list(spec.scope)
         pool = build_pool(store, stored_shards(store, "quality_scores", snapshots, "parquet"), centroids)
+        if spec.tokenizer:
+            pool = exact_token_counts(store, pool, resolve_tokenizer(spec.tokenizer))
         pool, decontamination = mark_contamination(store, pool, spec)
         evaluator = None
         if spec.policy == "search":
@@ -137,6 +141,9 @@ def build_mixtures(specs, warehouse_pool: str | None = None):
                 "filtered_out": MetadataValue.json(result.filtered_out),
                 "pii_redacted": MetadataValue.json(written.pii_redacted),
                 "decontamination": MetadataValue.json(decontamination),
+                "tokenizer": spec.tokenizer or "approximate (characters / 4)",
+                "training_exports": MetadataValue.json(
+                    {name: {k: v for k, v in info.items() if k != "keys"} for name, info in written.exports.items()}),
                 "composition": MetadataValue.md(_composition_md(written.composition)),
                 "composition_plot": MetadataValue.md(plots.png_markdown(plots.mixture_composition_png(
                     dict(zip(written.composition["cluster_id"].astype(int).tolist(), written.composition["share"].tolist())),

@@ -175,6 +175,7 @@ INVALID_SPEC_FIELDS: dict[str, tuple[str, dict]] = {
     "filters.exclude_clusters": ("balanced", {"filters": {"exclude_clusters": [{"level": 0, "id": 1}]}}),
     "filters.languages": ("balanced", {"filters": {"languages": ["English"]}}),
     "redact_pii": ("balanced", {"redact_pii": "sometimes"}),
+    "tokenizer": ("balanced", {"tokenizer": "/no/such/tokenizer.json"}),
     "decontamination": ("balanced", {"decontamination": ["squad"]}),
     "decontamination.ngram": ("balanced", {"decontamination": {"ngram": 2, "sets": [{"name": "a", "path": __file__}]}}),
     "decontamination.sets": ("balanced", {"decontamination": {"sets": []}}),

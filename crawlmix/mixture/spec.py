@@ -16,7 +16,8 @@ File layout (a top-level ``mixtures:`` list, or a bare list)::
         policy: balanced              # balanced | weighted | quality_topk | search
         options: {within_leaf: random}
         seed: 0
-        formats: [parquet]            # + jsonl.gz on request
+        formats: [parquet]            # + jsonl.gz, megatron (.bin/.idx, needs a tokenizer), hf_dataset
+        tokenizer: models/tokenizer.json   # exact token counts (HF tokenizers); omitted = characters / 4
         redact_pii: true              # e-mails, public IPs, phone numbers -> <EMAIL>, <IP_ADDRESS>, <PHONE>
         decontamination:              # drop documents sharing a 13-word run with an evaluation item
           ngram: 13
@@ -56,8 +57,8 @@ __all__ = [
 ]
 
 POLICIES = ("balanced", "weighted", "quality_topk", "search")
-FORMATS = ("parquet", "jsonl.gz")
-# Token counting in the pool is the approximate one (characters / 4); no other tokenizer is wired.
+FORMATS = ("parquet", "jsonl.gz", "megatron", "hf_dataset")
+# size.tokenizer: the approximate count (characters / 4); a spec's top-level `tokenizer` gives exact counts.
 TOKENIZERS = ("approx",)
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 # Default cap on any one top-level cluster's share of a searched mixture. ceil(1 / 0.35) = 3: every
@@ -167,6 +168,7 @@ class MixtureSpec:
     formats: tuple[str, ...] = ("parquet",)
     redact_pii: bool = True  # e-mail addresses, public IPs and phone numbers in exported text
     decontamination: Decontamination = field(default_factory=Decontamination)
+    tokenizer: str | None = None  # a tokenizer.json (or a folder holding one): exact token counts
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (round-trips through :func:`parse_mixture_spec`)."""
@@ -191,6 +193,8 @@ class MixtureSpec:
             "formats": list(self.formats),
             "redact_pii": self.redact_pii,
         }
+        if self.tokenizer:  # only then, so specs without one keep their versions
+            out["tokenizer"] = self.tokenizer
         if self.decontamination.sets:  # only then, so specs without sets keep their versions
             out["decontamination"] = {
                 "ngram": self.decontamination.ngram,
@@ -418,7 +422,7 @@ def _options(policy: str, v: Any, where: str) -> dict:
 
 
 _TOP_FIELDS = ("name", "scope", "filters", "size", "policy", "options", "seed", "formats", "redact_pii",
-               "decontamination")
+               "decontamination", "tokenizer")
 _SIZE_FORMS = ("documents", "tokens", "documents_fraction", "tokens_fraction")
 
 
@@ -514,10 +518,20 @@ def parse_mixture_spec(d: Any, index: int = 0, base_dir: str | None = None) -> M
     fm = tuple(_str(x, w(f"formats[{i}]"), FORMATS) for i, x in enumerate(fm))
     if "parquet" not in fm:
         raise MixtureSpecError(f"{w('formats')}: must include 'parquet' (the manifest format)")
+    tokenizer = None
+    if d.get("tokenizer") is not None:
+        tokenizer = os.path.join(base_dir or os.getcwd(), os.path.expanduser(_str(d["tokenizer"], w("tokenizer"))))
+        candidate = os.path.join(tokenizer, "tokenizer.json") if os.path.isdir(tokenizer) else tokenizer
+        if not os.path.isfile(candidate):
+            raise MixtureSpecError(f"{w('tokenizer')}: no tokenizer.json at {tokenizer!r} (name the file or its folder)")
+        tokenizer = os.path.abspath(tokenizer)
+    if "megatron" in fm and tokenizer is None:
+        raise MixtureSpecError(f"{w('formats')}: 'megatron' holds token ids: name a tokenizer (tokenizer: path/to/tokenizer.json)")
     return MixtureSpec(name=name, size=size, policy=policy, scope=scope, filters=filters,
                        options=options, seed=seed, formats=tuple(dict.fromkeys(fm)),
                        redact_pii=_bool(d.get("redact_pii", True), w("redact_pii")),
-                       decontamination=_decontamination(d.get("decontamination"), w, base_dir))
+                       decontamination=_decontamination(d.get("decontamination"), w, base_dir),
+                       tokenizer=tokenizer)
 
 
 def _decontamination(v: Any, w, base_dir: str | None) -> Decontamination:
