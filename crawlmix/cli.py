@@ -307,6 +307,7 @@ def _print_results(settings: Settings, term: Terminal, outcomes) -> None:
             meta = o.materialized["final_mixtures"]
             say(f"\nmixture {o.partition} ({meta['policy']}): {meta['achieved']} {meta['unit']} "
                 f"(target {meta['target']}), published version {meta['version']}")
+            say(_mixture_removals(meta))
             say(f"  data card: {meta['data_card']}")
 
     for o in outcomes:
@@ -406,6 +407,18 @@ def _print_outputs(settings: Settings, term: Terminal, store, snapshot_ids: list
             + ("  (reports: cluster_summary, snapshot_drift, *_report)" if reports else "  (reports not rebuilt in this run)"))
     say(f"  {'dagster home':<12} {os.environ['DAGSTER_HOME']}  (runs, materializations, check results, run logs)")
     say("open the UI:   crawlmix ui   (then http://127.0.0.1:3000)")
+
+
+def _mixture_removals(meta: dict) -> str:
+    """One line: what each filter removed, the evaluation sets matched and the PII redacted."""
+    removed = {k: v for k, v in (meta.get("filtered_out") or {}).items() if v}
+    line = "  removed: " + (", ".join(f"{k.replace('_', ' ')} {v}" for k, v in removed.items()) or "nothing")
+    sets = [f"{r['name']} {r['documents']}" for r in meta.get("decontamination") or []]
+    if sets:
+        line += f"; documents matching evaluation sets: {', '.join(sets)}"
+    pii = {k: v for k, v in (meta.get("pii_redacted") or {}).items() if k != "documents"}
+    line += "; PII redacted: " + (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in pii.items()) or "none")
+    return line
 
 
 def _some(names: list[str], shown: int = 6) -> str:

@@ -16,8 +16,8 @@ from tests.test_mixture_pool import VERSION, write_dedup, write_shard
 PLANTED = [
     ("Write to jane.doe@example.com for access.", "Write to <EMAIL> for access.", {"email": 1}),
     ("Contact: ADMIN+lists@mail.example.org.", "Contact: <EMAIL>.", {"email": 1}),
-    ("The resolver 8.8.8.8 answered, then 203.0.113.9 (documentation range) did not.",
-     "The resolver <IP_ADDRESS> answered, then 203.0.113.9 (documentation range) did not.", {"ip_address": 1}),
+    ("Our host 84.21.130.7 answered, then 203.0.113.9 (documentation range) did not.",
+     "Our host <IP_ADDRESS> answered, then 203.0.113.9 (documentation range) did not.", {"ip_address": 1}),
     ("Served from 2001:4860:4860::8888 over IPv6.", "Served from <IP_ADDRESS> over IPv6.", {"ip_address": 1}),
     ("Call +49 30 1234567 or (212) 555-0199 during office hours.",
      "Call <PHONE> or <PHONE> during office hours.", {"phone": 2}),
@@ -31,6 +31,10 @@ LOOK_ALIKES = [
     "npm install left-pad@1.3.0; git clone git@github.com:owner/repo.git; ssh root@localhost",
     "int id = 2125550199; long total = 1234567890; if (a@b) return x;",
     "Section 4.2.1 of RFC 2616, port 8080, 3.14159 and 10.5 percent.",
+    # seen on the bundled sample's pages: section numbers, resolvers, multicast, time stamps
+    "6.2.5.1.  Vcs-Browser and 15.2.1.1 Contour Groups; see Seksjon 6.1.2.3 and SQLite Release 3.8.11.1.",
+    "Resolvers 8.8.8.8 and 1.1.1.1; mDNS uses 224.0.0.251; fd::7 and 2000:: are not hosts.",
+    '[Thu Jun 18 09:12:31.123456 2009] [core:alert]; SQLITE_SOURCE_ID: "2015-07-29 20:00:57 cf5"',
 ]
 
 

@@ -7,11 +7,15 @@ trainer sees that something was there and the same kind of thing is always writt
   ``user@localhost`` names no public mailbox, ``git@github.com:owner/repo`` is an SSH remote).
 * IP: IPv4 and IPv6 literals that the ``ipaddress`` module calls global (public): private,
   loopback, link-local, documentation and reserved ranges stay (``127.0.0.1``, ``10.0.0.1``,
-  ``192.0.2.1``). A dotted quad inside a longer dotted run (``1.2.3.4.5``) or after "v" or
-  "version" is a version string and stays.
+  ``192.0.2.1``). A dotted quad that numbers something stays: inside a longer dotted run
+  (``1.2.3.4.5``), after a version or section word (``v``, ``release``, ``section``...), followed by
+  a dot (``6.2.5.1. Title``), or with every part below 32 (``15.2.1.1``; also ``8.8.8.8``, a
+  resolver, not a person). Multicast addresses stay. An address at the very end of a sentence ("... at 93.184.216.34.") is therefore
+  kept: on documentation pages that form is mostly section numbering.
 * Phone: what Google's libphonenumber (the ``phonenumbers`` package) accepts as a valid number,
   international (``+49 30 1234567``) or North American (``(212) 555-0199``), written with at least
-  one separator or a leading ``+``: a bare run of digits in code or an id is left alone.
+  one separator or a leading ``+``: a bare run of digits in code or an id is left alone, and so are
+  dates, time stamps (``2015-07-29 20:00:57``) and dotted addresses.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ PLACEHOLDERS = {"email": "<EMAIL>", "ip_address": "<IP_ADDRESS>", "phone": "<PHO
 _EMAIL = re.compile(r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+"
                     r"[A-Za-z]{2,24}(?![\w-]|:[\w~/])")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = re.compile(rf"(?<![\w.])(?<!v)(?<!version )(?:{_OCTET}\.){{3}}{_OCTET}(?![\w]|\.\d)", re.I)
+_IPV4 = re.compile(rf"(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?![\w.])", re.I)
+# a dotted quad after one of these words is a version or a section number
+_NUMBERING = re.compile(r"(?:\bv|version|release|rev|revision|section|chapter|seksjon|§|kapitel|abschnitt)\s*$", re.I)
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _PHONE_CANDIDATE = re.compile(r"(?<![\w.+-])\+?\(?\d[\d\s().-]{5,22}\d(?![\w-])")
 _SEPARATED = re.compile(r"^\+|[\s().-]")
+_DATE_OR_QUAD = re.compile(r"\d{4}-\d\d-\d\d|\d\d?/\d\d?/\d{2,4}|^\d{1,3}(?:\.\d{1,3}){3}$")
 
 
 def _public_ip(literal: str) -> bool:
@@ -39,7 +46,19 @@ def _public_ip(literal: str) -> bool:
         address = ipaddress.ip_address(literal)
     except ValueError:
         return False
-    return address.is_global
+    return address.is_global and not address.is_multicast
+
+
+def _numbering(match: re.Match) -> bool:
+    """A dotted quad that numbers something: after a version or section word, followed by a
+    dot ("6.2.5.1. Title"), or every part below 32 ("15.2.1.1 Contour Groups": section-like; such
+    addresses are infrastructure like 8.8.8.8, not a person's)."""
+    text, start, end = match.string, match.start(), match.end()
+    if _NUMBERING.search(text[max(0, start - 12): start]):
+        return True
+    if text[end: end + 1] == ".":
+        return True
+    return all(int(octet) < 32 for octet in match.group().split("."))
 
 
 def _phone_spans(text: str, region: str) -> list[tuple[int, int]]:
@@ -47,6 +66,9 @@ def _phone_spans(text: str, region: str) -> list[tuple[int, int]]:
 
     spans = []
     for candidate in _PHONE_CANDIDATE.finditer(text):
+        around = text[max(0, candidate.start() - 1): candidate.start()] + text[candidate.end(): candidate.end() + 1]
+        if _DATE_OR_QUAD.search(candidate.group()) or ":" in around:
+            continue  # a date, a time stamp or an address, not a phone number
         for match in phonenumbers.PhoneNumberMatcher(candidate.group(), region, leniency=phonenumbers.Leniency.VALID):
             if _SEPARATED.search(match.raw_string):
                 spans.append((candidate.start() + match.start, candidate.start() + match.end))
@@ -68,7 +90,10 @@ def redact_pii(text: str, region: str = "US") -> tuple[str, Counter]:
     text = _EMAIL.sub(replace("email"), text)
 
     def ip(match: re.Match) -> str:
-        if not _public_ip(match.group()):
+        literal = match.group()
+        if ":" in literal and sum(1 for group in literal.split(":") if group) < 3:
+            return literal  # "fd::7", "2000::": more likely code or a range than a host
+        if not _public_ip(literal) or (":" not in literal and _numbering(match)):
             return match.group()
         counts["ip_address"] += 1
         return PLACEHOLDERS["ip_address"]
