@@ -4,7 +4,7 @@
     python benchmarks/cluster_quality.py --corpora ~/.cache/crawlmix/labelled --sample [--seeds 0 1 2] \
         [--json out.json]
 
-Each `*.jsonl` under --corpora (fields doc_id, label, text; see labelled_corpora.py) is embedded with
+Each of CORPORA under --corpora (fields doc_id, label, text; see labelled_corpora.py) is embedded with
 crawlmix's own embedder (bundled all-MiniLM-L6-v2, cached next to the corpus) and fitted with the
 settings the `centroids` asset uses when none are given (`tree_config`), then named as the asset
 names clusters (`fit_named_tree`). --sample adds the bundled sample crawl, labelled by package.
@@ -35,6 +35,9 @@ sys.path.insert(0, str(ROOT))
 from crawlmix.cluster import fit_kmeans, name_coverage  # noqa: E402
 from crawlmix.clustering_steps import fit_named_tree, tree_config  # noqa: E402
 
+# the topical corpora of labelled_corpora.py (its `languages` corpus is labelled by language: for
+# benchmarks/language_id.py, not for topic clusters of an English embedding model)
+CORPORA = ("short_descriptions", "doc_pages")
 TARGET_NMI_RATIO = 0.8
 TARGET_TOP_SHARE = 0.4
 TARGET_COVERAGE = 0.5
@@ -148,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.corpora and not args.sample:
         parser.error("name --corpora and/or --sample")
     results = []
-    paths = sorted(args.corpora.glob("*.jsonl")) if args.corpora else []
+    paths = [args.corpora / f"{name}.jsonl" for name in CORPORA if (args.corpora / f"{name}.jsonl").exists()] \
+        if args.corpora else []
     corpora = [(path.stem, read_corpus(path), path) for path in paths]
     if args.sample:
         corpora.append(("bundled sample", bundled_sample(), None))

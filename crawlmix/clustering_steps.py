@@ -123,7 +123,7 @@ def tree_config(
     n_iter: int,
     resampling_steps: Sequence[int] | int | None,
     seed: int,
-    upper_weights: str = "sizes",
+    upper_weights: str = "sqrt",
 ) -> HierarchicalConfig:
     """The fit's settings, defaults filled in from the data."""
     n = vectors.shape[0]
@@ -211,7 +211,7 @@ def fit_centroid_tree(
     n_iter: int,
     resampling_steps: Sequence[int] | int | None,
     seed: int,
-    upper_weights: str = "sizes",
+    upper_weights: str = "sqrt",
     device: str = "cpu",
     top_keywords: int = 10,
 ) -> CentroidTree:

@@ -63,10 +63,10 @@ class CentroidsConfig(Config):
         default=[],
         description="per level; empty = 0 at level 1, 10 above where at least 10 items per cluster are resampled",
     )
-    upper_weights: Literal["sizes", "uniform"] = Field(
-        default="sizes",
-        description="upper levels cluster the centroids below weighted by their documents (sizes) or one vote each "
-        "(uniform, Vo et al.)",
+    upper_weights: Literal["sqrt", "sizes", "uniform"] = Field(
+        default="sqrt",
+        description="upper levels cluster the centroids below weighted by the square root of their documents (sqrt), "
+        "by their documents (sizes) or one vote each (uniform, Vo et al.)",
     )
     seed: int = Field(default=0, ge=0)
 

@@ -83,7 +83,7 @@ def test_config_validation_and_defaults():
         HierarchicalConfig(ks=(10, 5), resampling_steps=(1, 2, 3))
     cfg = HierarchicalConfig(ks=[10, 5], resampling_steps=2)
     assert cfg.resampling_steps == (2, 2)
-    assert cfg.upper_weights == "sizes" and cfg.upper_restarts == 10
+    assert cfg.upper_weights == "sqrt" and cfg.upper_restarts == 10
     assert HierarchicalConfig.from_dict(cfg.to_dict()) == cfg
     # a tree stored before upper-level weights existed was fitted one unweighted run per level
     legacy = {k: v for k, v in cfg.to_dict().items() if k not in ("upper_weights", "upper_restarts")}
@@ -194,7 +194,8 @@ def test_weighted_kmeanspp_draws_only_points_with_weight_and_is_seeded():
 def test_size_weights_keep_many_small_leaves_from_swallowing_the_top_level():
     """Three dense groups of 2,000 points and one sparse spread of 600: k-means puts many leaves
     in the spread. One vote per leaf lets those leaves claim most of the top clusters and lumps
-    dense groups together; weighting each leaf by its points gives every dense group its own."""
+    dense groups together; weighting each leaf by its points (`sizes`) gives every dense group its
+    own. (The default square root sits between the two: tests/test_cluster_sampling.py shows why.)"""
     from sklearn.metrics import normalized_mutual_info_score
 
     rng = np.random.default_rng(0)
@@ -203,7 +204,7 @@ def test_size_weights_keep_many_small_leaves_from_swallowing_the_top_level():
                        + [rng.uniform(-30, 30, size=(600, 2))]).astype(np.float32)
     truth = np.repeat([0, 1, 2, 3], [2000, 2000, 2000, 600])
     common = dict(ks=[60, 4], n_iter=20, spherical=False, seed=0, backend="numpy")
-    weighted = fit_hierarchical_kmeans(x, **common)
+    weighted = fit_hierarchical_kmeans(x, upper_weights="sizes", **common)
     uniform = fit_hierarchical_kmeans(x, upper_weights="uniform", upper_restarts=1, **common)
     largest = lambda m: np.bincount(m.paths[:, 1]).max() / len(x)  # noqa: E731
     nmi = lambda m: normalized_mutual_info_score(truth, m.paths[:, 1])  # noqa: E731

@@ -110,3 +110,16 @@ def test_closest_strategy_takes_the_points_nearest_each_leaf_centroid():
         np.testing.assert_array_equal(balanced_sample(paths, 20), np.arange(8))
     with pytest.raises(ValueError):
         balanced_sample(paths, 3, strategy="closest")
+
+
+def test_full_size_weights_would_give_the_dense_mode_several_top_clusters(long_tail):
+    """Why the default upper-level weight is the square root of a centroid's documents: with full
+    size weights the 20,000-point mode takes three of the eight top clusters and the balanced
+    sample leans to it; square roots keep the long tail as flat as one vote per centroid."""
+    x, y, _ = long_tail
+    entropy = {}
+    for weights in ("uniform", "sqrt", "sizes"):
+        model = fit_hierarchical_kmeans(x, ks=[100, 20, 8], n_iter=20, spherical=False, seed=0, backend="numpy",
+                                        upper_weights=weights)
+        entropy[weights] = norm_entropy(y[balanced_sample(model.paths, 800, model.leaf_distances, seed=0)])
+    assert entropy["sqrt"] >= 0.95 and entropy["uniform"] >= 0.95 and entropy["sizes"] < 0.9, entropy

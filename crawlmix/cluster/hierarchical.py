@@ -5,15 +5,19 @@ resampling: after the full fit, ``resampling_steps[t]`` times take the ``sample_
 closest to each centroid (within its cluster), re-fit k-means with a fresh k-means++ on those only,
 and reassign every item of that level to the new centroids.
 
-How centroids vote at the upper levels (``upper_weights``):
+How centroids vote at the upper levels (``upper_weights``): each centroid weighs the documents it
+holds to a power (weighted k-means++ and Lloyd sums), best of ``upper_restarts`` seeded runs by
+weighted inertia.
 
-* ``"sizes"`` (default): each centroid weighs as many points as it holds (weighted k-means++ and
-  Lloyd sums), the best of ``upper_restarts`` seeded runs by weighted inertia. On real text the
-  unweighted rule let many small, generic leaves gather into one top cluster holding half to three
-  quarters of the documents (Debian package descriptions: 47-73% in one of 8 top clusters, top
-  level NMI against the sections 0.45 versus 0.50 for flat k-means); size weights bring each upper
-  level to flat k-means' agreement at the same k while the leaves stay as they are.
-* ``"uniform"``: one vote per centroid, as in Vo et al. (which flattens dense regions further).
+* ``"sqrt"`` (default): the square root of its documents. On real text one vote per centroid let
+  many small, generic leaves gather into one top cluster (Debian package descriptions: 47-73% of
+  the documents in one of 8, top-level NMI against the sections 0.76-0.90 of flat k-means'); full
+  size weights fix that but undo what the tree is for, giving a dense mode several top clusters
+  (a long-tailed mixture of 8 modes: balanced-sample entropy 0.87-0.93 instead of 0.975). The
+  square root keeps the long tail's 0.975 and brings the descriptions to 0.89-1.07 of flat
+  k-means' NMI with no top cluster above 36% (benchmarks/cluster_quality.py).
+* ``"sizes"``: all of its documents (each upper level close to flat k-means at that k).
+* ``"uniform"``: one vote per centroid, as in Vo et al.
 
 Upper levels cluster at most a few thousand centroids, so several restarts cost little there and
 remove most of the seed-to-seed spread that one k-means++ draw on a few dozen points has.
@@ -45,6 +49,8 @@ import numpy as np
 from .kmeans import _is_torch, assign, fit_kmeans, resolve_backend, single_thread_blas
 
 _SMALL = 1 << 25  # n x k below which upper levels use the numpy engine instead of FAISS
+# how a centroid votes at the upper levels: the power of the documents it holds
+UPPER_WEIGHTS = {"sizes": 1.0, "sqrt": 0.5, "uniform": 0.0}
 
 __all__ = [
     "HierarchicalConfig",
@@ -67,7 +73,7 @@ class HierarchicalConfig:
     spherical: bool = True
     seed: int = 0
     init_max_points: int | None = -1
-    upper_weights: str = "sizes"
+    upper_weights: str = "sqrt"
     upper_restarts: int = 10
 
     def __post_init__(self) -> None:
@@ -82,8 +88,8 @@ class HierarchicalConfig:
             object.__setattr__(self, "sample_sizes", _per_level(self.sample_sizes, len(ks), "sample_sizes"))
         if any(s < 0 for s in self.resampling_steps):
             raise ValueError("resampling_steps must be >= 0")
-        if self.upper_weights not in ("sizes", "uniform"):
-            raise ValueError(f"upper_weights must be 'sizes' or 'uniform', got {self.upper_weights!r}")
+        if self.upper_weights not in UPPER_WEIGHTS:
+            raise ValueError(f"upper_weights must be one of {', '.join(UPPER_WEIGHTS)}, got {self.upper_weights!r}")
         if self.upper_restarts < 1:
             raise ValueError("upper_restarts must be >= 1")
 
@@ -282,8 +288,8 @@ def fit_hierarchical_kmeans(
     fit_seconds: list[float] = []
     for t, k in enumerate(cfg.ks):
         t0 = time.perf_counter()
-        if t > 0 and (cfg.upper_weights == "sizes" or cfg.upper_restarts > 1):
-            w = weights if cfg.upper_weights == "sizes" else np.ones(len(weights))
+        if t > 0 and (cfg.upper_weights != "uniform" or cfg.upper_restarts > 1):
+            w = np.power(weights, UPPER_WEIGHTS[cfg.upper_weights])
             c, labels, dist = _fit_upper_level(np.asarray(data, dtype=np.float32), w, k, cfg, t)
         else:
             c, labels, dist = _fit_level(data, k, cfg, t, backend, device, block_rows)
