@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from crawlmix.centroid_store import CentroidTree
 from crawlmix.mixture import MixtureResult, MixtureSpec, duplicate_groups, edges_frame
-from crawlmix.mixture.decontamination import EvalSetIndex, WordHashes, build_index, item_texts, set_version
+from crawlmix.mixture.decontamination import EvalSetIndex, build_index, item_texts, set_version
+from crawlmix.ngrams import WordHashes
 from crawlmix.mixture.export import end_of_document_id, training_order, write_hf_dataset, write_megatron
 from crawlmix.mixture.pii import PLACEHOLDERS, redact_texts
 from crawlmix.mixture.tokens import TokenizerRef, count_tokens, encode, load_tokenizer, prefix_chars, resolve_tokenizer

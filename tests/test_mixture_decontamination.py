@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawlmix.mixture import MixtureSpecError, build_mixture, parse_mixture_spec
-from crawlmix.mixture.decontamination import build_index, item_texts, words
+from crawlmix.mixture.decontamination import build_index, item_texts
+from crawlmix.ngrams import words
 from crawlmix.mixture_steps import build_pool, eval_set_index, mark_contamination, write_mixture
 from crawlmix.mixture.spec import EvalSet
 from crawlmix.storage import LocalStorage
