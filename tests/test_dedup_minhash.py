@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crawlmix.dedup.minhash import PRESETS, MinHashConfig, band_keys, candidate_groups, group_members, minhash_signatures
+from crawlmix.dedup.minhash import (
+    PRESETS,
+    MinHashConfig,
+    band_keys,
+    candidate_groups,
+    fuzzy_groups,
+    group_members,
+    minhash_signatures,
+)
 
 
 def _pages(limit: int = 120) -> list[str]:
@@ -68,3 +76,19 @@ def test_short_and_empty_texts_and_config_checks():
         MinHashConfig(bands=0)
     assert PRESETS["fineweb"].num_perm == 112 and PRESETS["nemo"].num_perm == 260
     assert round(PRESETS["fineweb"].match_probability(0.8), 2) == 0.92
+
+
+def test_verification_keeps_pages_that_share_only_boilerplate_apart():
+    """Twenty pages wrapped in the same long header and footer: bands alone group some of them;
+    checking the signature agreement keeps them apart while a planted copy still joins."""
+    real = _pages(22)
+    header, footer = " ".join(real[20].split()[:120]), " ".join(real[21].split()[:120])
+    pages = [f"{header}\n{' '.join(body.split()[:150])}\n{footer}" for body in real[:20]]  # Jaccard about 0.45
+    copy = _edit(pages[0], random.Random(1))
+    config = MinHashConfig(bands=20, rows=4)  # loose bands: many candidates
+    signatures = minhash_signatures(pages + [copy], config)
+    keys = band_keys(signatures, config)
+    unverified = candidate_groups(keys)
+    verified = fuzzy_groups(pages + [copy], config)
+    assert len(group_members(unverified)) >= 1 and len(set(unverified[:20])) < 20
+    assert len(set(verified[:20])) == 20 and verified[20] == verified[0]
