@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -191,15 +190,17 @@ def main(argv: list[str] | None = None) -> int:
     for method in ("crawlmix", "datatrove"):
         proc = subprocess.Popen([sys.executable, __file__, "--worker", method, "--corpus-file", handle.name],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        out, _ = proc.communicate()
-        _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, resource.getrusage(resource.RUSAGE_CHILDREN))
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+        if status != 0:
+            raise SystemExit(f"{method} run failed (exit status {status})")
         line = next(x for x in out.splitlines() if x.startswith("RESULT "))
         run = json.loads(line[len("RESULT "):])
         verdict = judge(texts, run["groups"], planted, non_duplicates)
         results[method] = {"docs_per_second": len(texts) / run["seconds"], "seconds": run["seconds"],
                            "peak_rss_mb": usage.ru_maxrss / 1024, **verdict}
         log(f"{method:10s} {results[method]['docs_per_second']:8,.0f} docs/s (one core)  "
-            f"peak RSS <= {results[method]['peak_rss_mb']:6.0f} MB  removed {verdict['removed']:5d}  "
+            f"peak RSS {results[method]['peak_rss_mb']:6.0f} MB  removed {verdict['removed']:5d}  "
             f"recall {verdict['recall']:.3f}  precision {verdict['precision']:.3f}  "
             f"non-duplicates removed {verdict['non_duplicates_removed']}")
     os.unlink(handle.name)
