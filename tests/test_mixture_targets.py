@@ -157,6 +157,8 @@ def small_pool(kind: str) -> pd.DataFrame:
         "cluster_l1": top * 3 + rng.integers(0, 3, size=n), "cluster_l2": top,
         "quality": rng.uniform(0.25, 1.0, size=n), "is_semantic_duplicate": rng.random(n) < 0.1,
         "n_tokens": tokens, "distance": rng.random(n),
+        # as the mixture asset's pool has them: identified language, and checked against evaluation sets
+        "language": "en", "language_score": rng.uniform(0.55, 1.0, size=n), "contaminated_by": "",
     })
 
 
