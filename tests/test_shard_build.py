@@ -141,6 +141,7 @@ def test_every_format_end_to_end(one_of_each, open_input):
         "n_docs": 10,
         "n_exact_duplicates": 2,
         "n_quarantined": 3,
+        "n_blocked_urls": 0,
         "quarantine_by_reason": {"http_status": 1, "malformed_json": 1, "malformed_record": 1},
         "input_bytes": sum(f.stat().st_size for f in one_of_each),
         "elapsed_s": stats["elapsed_s"],
