@@ -169,19 +169,12 @@ def test_config_is_validated():
 def test_names_of_real_documentation_pages_grouped_by_package():
     """The bundled sample's pages, one cluster per Debian package: names use the packages' own
     topic words, never site navigation, and name most documents of their cluster."""
-    from pathlib import Path
-
     from crawlmix.cluster.stopwords import NAVIGATION_WORDS
-    from crawlmix.ingest.readers import read_records
-    from crawlmix.ingest.records import Document, ReaderConfig
+    from tests.sample_pages import sample_documents
 
-    texts, packages = [], []
-    for path in sorted(Path(__file__).resolve().parents[1].glob("crawlmix/sample/snapshots/*/*.warc.gz")):
-        with open(path, "rb") as handle:
-            for record in read_records(handle, str(path), ReaderConfig()):
-                if isinstance(record, Document):
-                    texts.append(record.text)
-                    packages.append(record.url.split("/")[3])
+    documents = sample_documents()
+    texts = [d.text for d in documents]
+    packages = [d.url.split("/")[3] for d in documents]
     names = sorted(set(packages))
     labels = [names.index(p) for p in packages]
     keywords = {names[c]: kws for c, kws in ctfidf_keywords((labels, texts)).items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,18 +16,11 @@ from crawlmix.dedup.minhash import (
     group_members,
     minhash_signatures,
 )
+from tests.sample_pages import sample_documents
 
 
 def _pages(limit: int = 120) -> list[str]:
-    from crawlmix.ingest.readers import read_records
-    from crawlmix.ingest.records import Document, ReaderConfig
-
-    texts = []
-    for path in sorted((Path(__file__).resolve().parents[1] / "crawlmix" / "sample" / "snapshots").glob("*/*.warc.gz"))[:2]:
-        with open(path, "rb") as handle:
-            texts += [r.text for r in read_records(handle, str(path), ReaderConfig())
-                      if isinstance(r, Document) and len(r.text.split()) > 300]
-    return texts[:limit]
+    return [d.text for d in sample_documents(files=2) if len(d.text.split()) > 300][:limit]
 
 
 def _edit(text: str, rng: random.Random) -> str:

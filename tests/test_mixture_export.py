@@ -13,6 +13,7 @@ from crawlmix.mixture.pii import redact_pii
 from crawlmix.mixture.tokens import count_tokens, encode, resolve_tokenizer
 from crawlmix.mixture_steps import build_pool, cut_text, exact_token_counts, write_mixture
 from crawlmix.storage import LocalStorage
+from tests.sample_pages import sample_documents
 from tests.test_mixture_pool import VERSION, write_dedup, write_shard
 
 
@@ -24,14 +25,7 @@ def _model_folder() -> str:
 
 def _pages() -> list[str]:
     """Real documentation prose: the bundled sample's pages."""
-    from crawlmix.ingest.readers import read_records
-    from crawlmix.ingest.records import Document, ReaderConfig
-
-    root = Path(__file__).resolve().parents[1] / "crawlmix" / "sample" / "snapshots"
-    path = sorted(root.glob("*/*.warc.gz"))[0]
-    with open(path, "rb") as handle:
-        texts = [r.text for r in read_records(handle, str(path), ReaderConfig()) if isinstance(r, Document)]
-    return [t for t in texts if 400 < len(t) < 6000][:24]
+    return [d.text for d in sample_documents(files=1) if 400 < len(d.text) < 6000][:24]
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .kmeans import _is_torch, assign, fit_kmeans, resolve_backend, single_thread_blas
+from .kmeans import _is_torch, _normalize_rows, _update, assign, fit_kmeans, resolve_backend, single_thread_blas
 
 _SMALL = 1 << 25  # n x k below which upper levels use the numpy engine instead of FAISS
 # how a centroid votes at the upper levels: the power of the documents it holds
@@ -378,7 +378,7 @@ def _weighted_kmeanspp(points: np.ndarray, weights: np.ndarray, k: int, rng: np.
                        spherical: bool) -> np.ndarray:
     """k-means++ where each point's chance is its weight times its squared distance to the nearest
     chosen centre; uniform over the points not chosen yet once that mass is zero."""
-    x = _unit(points) if spherical else points
+    x = _normalize_rows(points) if spherical else points
     sq = np.einsum("ij,ij->i", x, x)
     chosen = np.zeros(len(x), dtype=bool)
     d2 = np.full(len(x), np.inf)
@@ -400,29 +400,15 @@ def _weighted_lloyd(points: np.ndarray, weights: np.ndarray, centres: np.ndarray
     """Lloyd iterations with weighted means (float64 sums); an empty cluster keeps its centre."""
     import scipy.sparse as sp
 
-    x = _unit(points) if spherical else points
+    x = _normalize_rows(points) if spherical else points
     c = centres
     k = len(c)
     for _ in range(n_iter):
         labels, _ = assign(x, c, spherical=spherical, backend="numpy")
         member = sp.csr_matrix((weights, (labels, np.arange(len(x)))), shape=(k, len(x)))
-        sums = member @ x.astype(np.float64)
         mass = np.asarray(member.sum(axis=1)).ravel()
-        filled = mass > 0
-        new = c.astype(np.float64, copy=True)
-        new[filled] = sums[filled] / mass[filled, None]
-        if spherical:
-            norms = np.linalg.norm(new, axis=1)
-            ok = filled & (norms > 0)
-            new[ok] /= norms[ok, None]
-            new[filled & ~ok] = c[filled & ~ok]
-        c = new.astype(np.float32)
+        c = _update(c, member @ x.astype(np.float64), mass, spherical)
     return c
-
-
-def _unit(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float32)
-    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
 
 
 def assign_paths(

@@ -520,7 +520,7 @@ def parse_mixture_spec(d: Any, index: int = 0, base_dir: str | None = None) -> M
         raise MixtureSpecError(f"{w('formats')}: must include 'parquet' (the manifest format)")
     tokenizer = None
     if d.get("tokenizer") is not None:
-        tokenizer = os.path.join(base_dir or os.getcwd(), os.path.expanduser(_str(d["tokenizer"], w("tokenizer"))))
+        tokenizer = _spec_path(_str(d["tokenizer"], w("tokenizer")), base_dir)
         candidate = os.path.join(tokenizer, "tokenizer.json") if os.path.isdir(tokenizer) else tokenizer
         if not os.path.isfile(candidate):
             raise MixtureSpecError(f"{w('tokenizer')}: no tokenizer.json at {tokenizer!r} (name the file or its folder)")
@@ -532,6 +532,11 @@ def parse_mixture_spec(d: Any, index: int = 0, base_dir: str | None = None) -> M
                        redact_pii=_bool(d.get("redact_pii", True), w("redact_pii")),
                        decontamination=_decontamination(d.get("decontamination"), w, base_dir),
                        tokenizer=tokenizer)
+
+
+def _spec_path(value: str, base_dir: str | None) -> str:
+    """A path a spec names: ``~`` expanded, a relative one taken from the spec file's folder."""
+    return os.path.join(base_dir or os.getcwd(), os.path.expanduser(value))
 
 
 def _decontamination(v: Any, w, base_dir: str | None) -> Decontamination:
@@ -548,7 +553,7 @@ def _decontamination(v: Any, w, base_dir: str | None) -> Decontamination:
         name = _str(e["name"], f"{where}.name")
         if not NAME_RE.match(name):
             raise MixtureSpecError(f"{where}.name: {name!r} may hold only letters, digits, '.', '_' and '-'")
-        path = os.path.join(base_dir or os.getcwd(), os.path.expanduser(_str(e["path"], f"{where}.path")))
+        path = _spec_path(_str(e["path"], f"{where}.path"), base_dir)
         if not os.path.isfile(path) or not path.endswith((".jsonl", ".parquet")):
             raise MixtureSpecError(f"{where}.path: {path!r} is not a .jsonl or .parquet file here")
         fields = e.get("fields", ["text"])
