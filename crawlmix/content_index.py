@@ -86,7 +86,8 @@ def find_exact_duplicates(
     """Every document of `snapshot` whose text an earlier document already has.
 
     Within the snapshot the first copy in (shard, row) order is kept; a copy of a document of an
-    earlier snapshot (in `earlier`, registration order) is removed in favour of the earliest one.
+    earlier snapshot (in `earlier`, registration order) is removed in favour of the earliest one,
+    and so is every other copy of it in the snapshot.
     Raises IndexNotReadyError when an earlier snapshot has no complete index.
     """
     missing = [s for s in earlier if not has_complete_index(store, s)]
@@ -115,6 +116,14 @@ def find_exact_duplicates(
             new[["content_hash", "doc_id", "shard"]].reset_index(drop=True), schema=INDEX_SCHEMA, preserve_index=False
         )
     against = pd.concat(against_parts, ignore_index=True)
+    # A later copy inside the snapshot points at the snapshot's first copy; when an earlier snapshot
+    # holds that text, the first copy goes too, so every copy points at the earlier document.
+    earliest = against.set_index("content_hash")[["kept_doc_id", "kept_shard", "kept_snapshot"]]
+    redirected = within["content_hash"].isin(earliest.index)
+    if redirected.any():
+        target = earliest.loc[within.loc[redirected, "content_hash"]]
+        for column in ("kept_doc_id", "kept_shard", "kept_snapshot"):
+            within.loc[redirected, column] = target[column].to_numpy()
 
     removed = pd.concat([within, against], ignore_index=True)
     removed["snapshot"] = snapshot

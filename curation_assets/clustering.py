@@ -49,7 +49,7 @@ from resources import EmbedderResource, StorageResource, WarehouseResource
 
 CENTROIDS_CODE_VERSION = "centroids-2"
 LABELS_CODE_VERSION = "cluster_labels-1"
-SEMDEDUP_CODE_VERSION = "semantic_duplicates-2"
+SEMDEDUP_CODE_VERSION = "semantic_duplicates-3"
 
 
 class CentroidsConfig(Config):

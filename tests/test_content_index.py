@@ -154,3 +154,22 @@ def test_combine_points_exact_copies_at_a_surviving_document():
     assert rows["d3"]["kept_doc_id"] == "k9" and rows["d3"]["similarity"] == 1.0 and rows["d3"]["cluster"] == 4
     assert rows["d1"]["method"] == "semantic"
     assert not set(table.column("kept_doc_id").to_pylist()) & set(rows)
+
+
+def test_several_copies_of_an_earlier_page_all_point_at_the_earlier_page(store):
+    """A later snapshot holding a page twice (in different shards), where an earlier snapshot has it
+    too: both copies go, and both point at the earlier page, never at the other, removed copy."""
+    earlier = put_shard(store, "s1", "000", ["shared page", "only in s1"])
+    for shard in ("001", "002"):
+        put_shard(store, "s1", shard, [])
+    dedup(store, "s1", [])
+    first = put_shard(store, "s2", "000", ["shared page", "new page"])
+    put_shard(store, "s2", "001", [])
+    second = put_shard(store, "s2", "002", ["shared page"])
+
+    result = dedup(store, "s2", ["s1"])
+
+    removed = result.removed.set_index("doc_id")
+    assert set(removed.index) == {first[0], second[0]}
+    assert (removed["kept_doc_id"] == earlier[0]).all() and (removed["kept_snapshot"] == "s1").all()
+    assert set(removed["kept_doc_id"]).isdisjoint(removed.index)
